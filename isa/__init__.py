@@ -1,0 +1,37 @@
+"""The npusim instruction set: what an instruction is and what it computes, with no timing."""
+
+from isa.instructions import (
+    Barrier,
+    BinaryOp,
+    Cast,
+    Dup,
+    FillPad,
+    Fixpipe,
+    Instruction,
+    Load,
+    Mmad,
+    Move,
+    ReduceOp,
+    RowExpand,
+    RowExpandOp,
+    RowReduce,
+    ScalarOp,
+    SetFlag,
+    Store,
+    UnaryOp,
+    VecBinary,
+    VecScalar,
+    VecUnary,
+    WaitFlag,
+)
+from isa.limits import CoreLimits
+from isa.program import Kernel, Program, Role, Tensor
+from isa.regions import GmRegion, Region, Tile
+from isa.types import DType, Pipe, Space
+
+__all__ = [
+    "Barrier", "BinaryOp", "Cast", "CoreLimits", "DType", "Dup", "FillPad", "Fixpipe", "GmRegion",
+    "Instruction", "Kernel", "Load", "Mmad", "Move", "Pipe", "Program", "ReduceOp", "Region", "Role",
+    "RowExpand", "RowExpandOp", "RowReduce", "ScalarOp", "SetFlag", "Space", "Store", "Tensor", "Tile",
+    "UnaryOp", "VecBinary", "VecScalar", "VecUnary", "WaitFlag",
+]

@@ -1,0 +1,39 @@
+"""What the ISA needs to know of a core: buffer capacities, alignments and the number of event ids.
+
+The numbers come from a hardware description (npusim's presets); this module holds none of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from isa.types import Space
+
+
+@dataclass(frozen=True)
+class CoreLimits:
+    """Capacity and alignment in bytes of each on-chip buffer a core has, and its event ids.
+
+    A space missing from `capacity` is a buffer the core does not have.
+    """
+
+    capacity: Mapping[Space, int]
+    alignment: Mapping[Space, int]
+    num_events: int
+    spaces: frozenset[Space] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "capacity", MappingProxyType(dict(self.capacity)))
+        object.__setattr__(self, "alignment", MappingProxyType(dict(self.alignment)))
+        object.__setattr__(self, "spaces", frozenset(self.capacity))
+        if Space.GM in self.capacity:
+            raise ValueError("GM is not an on-chip buffer; give capacities of L1, L0A, L0B, L0C, UB")
+        for space, size in self.capacity.items():
+            if size <= 0:
+                raise ValueError(f"capacity of {space.value} must be positive, got {size}")
+            if self.alignment.get(space, 0) <= 0:
+                raise ValueError(f"{space.value} needs a positive alignment, got {self.alignment.get(space)}")
+        if self.num_events <= 0:
+            raise ValueError(f"num_events must be positive, got {self.num_events}")

@@ -1,0 +1,1 @@
+"""npusim: when each instruction of an Ascend-class NPU kernel happens and what it costs."""
