@@ -1,0 +1,49 @@
+"""The functional interpreter: runs a program in program order on numpy buffers, with no timing.
+
+It is the numeric reference of the timing engine: for a correctly synchronised program both give
+bit-identical GM tensors, because both step instructions through `execute`'s read, compute, write.
+Sync instructions do nothing here, since program order already orders everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from isa import semantics
+from isa.errors import IsaError
+from isa.instructions import Instruction
+from isa.limits import CoreLimits
+from isa.memory import CoreMemory, GlobalMemory, MachineState
+from isa.program import Program
+
+
+def execute(instr: Instruction, state: MachineState) -> None:
+    """Apply one instruction to `state`: read its sources, compute, write its destination."""
+    writes = instr.writes
+    if writes:  # sync instructions write nothing and compute nothing
+        state.write(writes[0], semantics.compute(instr, [state.read(r) for r in instr.reads]))
+
+
+def interpret(
+    program: Program, inputs: Mapping[str, np.ndarray], limits: CoreLimits
+) -> dict[str, np.ndarray]:
+    """Every GM tensor of `program` after running its kernels in order, each on a fresh core.
+
+    Kernels run on different cores and share only GM, so each starts with poisoned on-chip buffers
+    of `limits`' capacities. The program should have passed `isa.check`; this only guards buffer and
+    tensor bounds. Raises IsaError for bad inputs (see GlobalMemory) and for an instruction that
+    leaves its buffer or tensor, naming the kernel, the instruction's index and its text.
+    """
+    gm = GlobalMemory(program.tensors, inputs)
+    # IEEE inf and NaN are the ISA's results, not errors: numpy's warnings about them are noise here.
+    with np.errstate(all="ignore"):
+        for kernel in program.kernels:
+            state = MachineState(CoreMemory(limits), gm)
+            for index, instr in enumerate(kernel.instructions):
+                try:
+                    execute(instr, state)
+                except IsaError as err:
+                    raise IsaError(f"kernel {kernel.name}, instruction {index} `{instr}`: {err}") from err
+    return gm.tensors()

@@ -1,0 +1,235 @@
+"""What each instruction computes, as pure functions of its source values.
+
+`compute(instr, sources)` takes the values of `instr.reads` (numpy arrays of each region's dtype and
+shape, in that order) and returns the value of `instr.writes[0]`, of that region's dtype and shape.
+It never mutates its sources; the result may share memory with a source (plain copies return it).
+
+Numeric contract of the ISA (the timing engine and the interpreter both call this module, so a
+correctly synchronised program gives bit-identical results in both):
+
+- load / move / store: copy; `transpose` gives the source's transpose.
+- fixpipe: the source (fp32 or int32 from L0C) converted to the destination dtype by the cast
+  rule below (fp32 -> fp16/bf16 rounds to nearest even; same dtype is a copy).
+- mmad: fp16/bf16 inputs are multiplied and summed in float64 (every product is exact), the old
+  destination is added when `accumulate`, then the sum is rounded ONCE to the destination (fp32).
+  int8 inputs accumulate in int64 and wrap to int32.
+- Element-wise vector ops (vadd vsub vmul vdiv vmax vmin, vadds vmuls vmaxs vmins, vexp, the
+  rowexpand family): fp16/bf16 tiles compute in float32 and round to nearest even (for + - * /
+  this equals the correctly rounded result: fp32 has at least 2p+2 bits of fp16/bf16's p);
+  fp32 tiles compute in float32; int tiles compute in their own type and wrap. vdiv and vexp
+  have no int form. max/min propagate NaN.
+- A scalar operand (vadds ..., vdup, vfillpad) is rounded to the tile dtype first: to fp32, then
+  to fp16/bf16 (as torch does), or for int tiles by the float -> int cast rule.
+- vrowmax / vrowsum: [rows, cols] -> [rows, 1]; the sum runs left to right in float32 for float
+  tiles (in the tile's int type, wrapping, for int tiles) and is then rounded to the tile dtype.
+- vcast: float -> float rounds to nearest even; float -> int rounds half to even, saturates to
+  the int range, NaN -> 0; int -> float as numpy's astype (int32 -> bf16 rounds through fp32, as
+  torch does); int -> int saturates.
+- Floating-point exceptions follow IEEE (inf, NaN) and never raise; callers may silence numpy's
+  warnings with `np.errstate`.
+
+Sync instructions (set_flag, wait_flag, barrier) compute nothing; `compute` on them is a TypeError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from isa.errors import IsaError
+from isa.instructions import (
+    BinaryOp,
+    Cast,
+    Dup,
+    FillPad,
+    Fixpipe,
+    Instruction,
+    Load,
+    Mmad,
+    Move,
+    ReduceOp,
+    RowExpand,
+    RowExpandOp,
+    RowReduce,
+    ScalarOp,
+    Store,
+    UnaryOp,
+    VecBinary,
+    VecScalar,
+    VecUnary,
+)
+from isa.types import DType
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_I64 = np.dtype(np.int64)
+_NARROW = frozenset({DType.FP16, DType.BF16})  # float dtypes that compute in fp32
+
+_BINARY: dict[BinaryOp, Callable[..., np.ndarray]] = {
+    BinaryOp.ADD: np.add,
+    BinaryOp.SUB: np.subtract,
+    BinaryOp.MUL: np.multiply,
+    BinaryOp.DIV: np.divide,
+    BinaryOp.MAX: np.maximum,
+    BinaryOp.MIN: np.minimum,
+}
+_SCALAR: dict[ScalarOp, Callable[..., np.ndarray]] = {
+    ScalarOp.ADDS: np.add,
+    ScalarOp.MULS: np.multiply,
+    ScalarOp.MAXS: np.maximum,
+    ScalarOp.MINS: np.minimum,
+}
+_UNARY: dict[UnaryOp, Callable[..., np.ndarray]] = {
+    UnaryOp.EXP: np.exp,
+}  # vcopy moves bits (NaN payloads included), so it is no arithmetic and has no entry
+_ROW_EXPAND: dict[RowExpandOp, Callable[..., np.ndarray]] = {
+    RowExpandOp.SUB: np.subtract,
+    RowExpandOp.MUL: np.multiply,
+    RowExpandOp.DIV: np.divide,
+}
+# Ops whose numpy function would leave the int type (true division, exp) have no int form.
+_FLOAT_ONLY: frozenset[Any] = frozenset({BinaryOp.DIV, UnaryOp.EXP, RowExpandOp.DIV})
+
+
+def convert(value: np.ndarray, dtype: DType) -> np.ndarray:
+    """`value` converted to `dtype` by the ISA's cast rule (see the module docstring)."""
+    target = dtype.np
+    if value.dtype == target:
+        return value
+    if not dtype.is_float:
+        info = np.iinfo(target)
+        if value.dtype.kind in "iu":
+            if np.can_cast(value.dtype, target):
+                return value.astype(target)
+            return np.clip(value, info.min, info.max).astype(target)
+        # float64 holds every int32 exactly, so the clip bounds are exact too.
+        wide = np.rint(value.astype(_F64))
+        wide[np.isnan(wide)] = 0.0
+        return np.clip(wide, info.min, info.max).astype(target)
+    # numpy and ml_dtypes round float -> float to nearest even, int -> float through fp32 as torch.
+    return value.astype(target)
+
+
+def round_scalar(value: float, dtype: DType) -> np.generic:
+    """A Python scalar rounded to `dtype` as an instruction's scalar operand is (fp32 first)."""
+    if dtype.is_float:
+        return np.float32(value).astype(dtype.np)
+    return convert(np.array([value], _F64), dtype)[0]
+
+
+def _elementwise(fn: Callable[..., np.ndarray], dtype: DType, *operands: Any) -> np.ndarray:
+    """fn on the operands in the arithmetic type of a `dtype` tile, rounded back to `dtype`."""
+    if dtype in _NARROW:
+        return fn(*(np.asarray(x).astype(_F32) for x in operands)).astype(dtype.np)
+    return fn(*operands)
+
+
+def _require_float(op: Any, dtype: DType) -> None:
+    if op in _FLOAT_ONLY and not dtype.is_float:
+        raise IsaError(f"{op.value} has no {dtype} form; it needs a float tile (fp16, bf16, fp32)")
+
+
+def _copy(instr: Load | Move, sources: Sequence[np.ndarray]) -> np.ndarray:
+    return sources[0].T if instr.transpose else sources[0]
+
+
+def _store(instr: Store, sources: Sequence[np.ndarray]) -> np.ndarray:
+    return sources[0]
+
+
+def _fixpipe(instr: Fixpipe, sources: Sequence[np.ndarray]) -> np.ndarray:
+    return convert(sources[0], instr.dst.dtype)
+
+
+def _mmad(instr: Mmad, sources: Sequence[np.ndarray]) -> np.ndarray:
+    wide = _F64 if instr.a.dtype.is_float else _I64
+    acc = sources[0].astype(wide) @ sources[1].astype(wide)
+    if instr.accumulate:
+        acc += sources[2].astype(wide)
+    # int64 -> int32 by astype wraps (two's complement), as the int32 accumulator does.
+    return acc.astype(instr.dst.dtype.np)
+
+
+def _vec_binary(instr: VecBinary, sources: Sequence[np.ndarray]) -> np.ndarray:
+    _require_float(instr.op, instr.dst.dtype)
+    return _elementwise(_BINARY[instr.op], instr.dst.dtype, sources[0], sources[1])
+
+
+def _vec_scalar(instr: VecScalar, sources: Sequence[np.ndarray]) -> np.ndarray:
+    dtype = instr.dst.dtype
+    return _elementwise(_SCALAR[instr.op], dtype, sources[0], round_scalar(instr.scalar, dtype))
+
+
+def _vec_unary(instr: VecUnary, sources: Sequence[np.ndarray]) -> np.ndarray:
+    if instr.op is UnaryOp.COPY:
+        return sources[0]
+    _require_float(instr.op, instr.dst.dtype)
+    return _elementwise(_UNARY[instr.op], instr.dst.dtype, sources[0])
+
+
+def _row_max(x: np.ndarray) -> np.ndarray:
+    return np.max(x, axis=1, keepdims=True)
+
+
+def _row_reduce(instr: RowReduce, sources: Sequence[np.ndarray]) -> np.ndarray:
+    src, dtype = sources[0], instr.dst.dtype
+    if instr.op is ReduceOp.MAX:
+        # The max is one of the inputs, so widening fp16/bf16 to fp32 and back is exact.
+        return _elementwise(_row_max, dtype, src)
+    acc = src.astype(_F32) if dtype.is_float else src
+    # cumsum is sequential by definition: a fixed left-to-right order, unlike np.sum's pairwise one.
+    return np.cumsum(acc, axis=1, dtype=acc.dtype)[:, -1:].astype(dtype.np)
+
+
+def _row_expand(instr: RowExpand, sources: Sequence[np.ndarray]) -> np.ndarray:
+    _require_float(instr.op, instr.dst.dtype)
+    return _elementwise(_ROW_EXPAND[instr.op], instr.dst.dtype, sources[0], sources[1])
+
+
+def _cast(instr: Cast, sources: Sequence[np.ndarray]) -> np.ndarray:
+    return convert(sources[0], instr.dst.dtype)
+
+
+def _dup(instr: Dup, sources: Sequence[np.ndarray]) -> np.ndarray:
+    return np.full(instr.dst.shape, round_scalar(instr.value, instr.dst.dtype), instr.dst.dtype.np)
+
+
+def _fill_pad(instr: FillPad, sources: Sequence[np.ndarray]) -> np.ndarray:
+    out = sources[0].copy()
+    out[:, instr.valid_cols :] = round_scalar(instr.value, instr.dst.dtype)
+    return out
+
+
+_SEMANTICS: dict[type[Instruction], Callable[[Any, Sequence[np.ndarray]], np.ndarray]] = {
+    Load: _copy,
+    Move: _copy,
+    Mmad: _mmad,
+    Fixpipe: _fixpipe,
+    Store: _store,
+    VecBinary: _vec_binary,
+    VecScalar: _vec_scalar,
+    VecUnary: _vec_unary,
+    RowReduce: _row_reduce,
+    RowExpand: _row_expand,
+    Cast: _cast,
+    Dup: _dup,
+    FillPad: _fill_pad,
+}
+
+
+def compute(instr: Instruction, sources: Sequence[np.ndarray]) -> np.ndarray:
+    """The value `instr` writes to `instr.writes[0]`, given the values of `instr.reads` in order.
+
+    Raises TypeError for an instruction that computes nothing (sync) and IsaError for an op that
+    has no form for the tile's dtype (vdiv, vexp on int tiles).
+    """
+    try:
+        fn = _SEMANTICS[type(instr)]
+    except KeyError:
+        raise TypeError(
+            f"{type(instr).__name__} computes nothing; compute() takes one of "
+            f"{', '.join(c.__name__ for c in _SEMANTICS)}"
+        ) from None
+    return fn(instr, sources)
