@@ -157,7 +157,8 @@ _ROLES = {r.value: r for r in Role}
 
 
 def _fmt_tile(t: Tile) -> str:
-    return f"{t.space.value}[0x{t.offset:04X}] {t.dtype.value}[{t.shape[0]},{t.shape[1]}]"
+    sign = "-" if t.offset < 0 else ""  # never valid, but must still print and parse for its error
+    return f"{t.space.value}[{sign}0x{abs(t.offset):04X}] {t.dtype.value}[{t.shape[0]},{t.shape[1]}]"
 
 
 def _parse_shape(ln: _Line, what: str) -> tuple[int, ...]:

@@ -1,0 +1,371 @@
+"""Static checks on a kernel before it runs: regions, per-instruction dtype/shape rules, and flags.
+
+`problems` lists every mistake it finds, each naming the instruction index, its text, what was wrong
+and what would be valid; `check_kernel` and `check_program` raise `CheckError` with that list.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+from isa.errors import CheckError
+from isa.instructions import (
+    Barrier,
+    BinaryOp,
+    Cast,
+    Dup,
+    FillPad,
+    Fixpipe,
+    Instruction,
+    Load,
+    Mmad,
+    Move,
+    RowExpand,
+    RowReduce,
+    SetFlag,
+    Store,
+    UnaryOp,
+    VecBinary,
+    VecScalar,
+    VecUnary,
+    WaitFlag,
+)
+from isa.limits import CoreLimits
+from isa.program import Kernel, Program, Tensor
+from isa.regions import GmRegion, Region, Tile
+from isa.types import DType, Space
+
+VEC_FLOAT = (DType.FP16, DType.FP32)
+VEC_ARITH = (DType.FP16, DType.FP32, DType.INT32)
+MMAD_ACCUMULATOR = {DType.FP16: DType.FP32, DType.BF16: DType.FP32, DType.FP32: DType.FP32,
+                    DType.INT8: DType.INT32}
+FIXPIPE_CASTS = {DType.FP32: (DType.FP32, DType.FP16, DType.BF16), DType.INT32: (DType.INT32,)}
+
+Tensors = Mapping[str, Tensor] | Iterable[Tensor]
+"""GM tensor declarations, by name or as a list (e.g. `Program.tensors`)."""
+
+
+def _names(items: Iterable[Any]) -> str:
+    return ", ".join(str(getattr(item, "value", item)) for item in items)
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return f"[{', '.join(str(d) for d in shape)}]"
+
+
+def _regions(instr: Instruction) -> list[tuple[str, Region]]:
+    """Each region operand with its field name, in declaration order (so each appears once)."""
+    every = fields(instr)  # type: ignore[arg-type]  # each ISA instruction class is a dataclass
+    return [(f.name, v) for f in every if isinstance(v := getattr(instr, f.name), Tile | GmRegion)]
+
+
+# --- region checks (every instruction) --------------------------------------------------------
+
+
+def _tile_problems(name: str, tile: Tile, limits: CoreLimits) -> list[str]:
+    space = tile.space.value
+    if tile.space not in limits.capacity:
+        where = "GM, which holds tensor regions, not tiles" if tile.space is Space.GM else space
+        return [f"{name} is a tile in {where}; this core's buffers are {_names(limits.capacity)}"]
+    if len(tile.shape) != 2 or min(tile.shape) <= 0:
+        return [f"{name} shape {_shape(tile.shape)} must be [rows, cols] with both positive"]
+    found = []
+    if tile.offset < 0:
+        found.append(f"{name} {space} offset {tile.offset} is negative")
+    elif tile.end > limits.capacity[tile.space]:
+        found.append(f"{space} holds {limits.capacity[tile.space]} bytes; {name} needs bytes "
+                     f"{tile.offset}..{tile.end}")
+    align = limits.alignment[tile.space]
+    if tile.offset % align:
+        found.append(f"{name} {space} offset 0x{tile.offset:04X} is not {align}-byte aligned")
+    return found
+
+
+def _gm_problems(name: str, gm: GmRegion, tensors: Mapping[str, Tensor]) -> list[str]:
+    tensor = tensors.get(gm.tensor)
+    if tensor is None:
+        return [f"{name} reads GM tensor {gm.tensor!r}, which is not declared; declared: "
+                f"{_names(tensors) or 'none'}"]
+    found = []
+    if gm.dtype is not tensor.dtype:
+        found.append(f"{name} is {gm.dtype.value} but GM tensor {tensor.name} is {tensor.dtype.value}")
+    if gm.rows <= 0 or gm.cols <= 0:
+        return [*found, f"{name} shape {_shape(gm.shape)} must have positive rows and cols"]
+    if gm.row_step < 1:
+        return [*found, f"{name} row step {gm.row_step} must be at least 1"]
+    mrows, mcols = tensor.matrix_shape
+    if gm.row < 0 or gm.last_row >= mrows:
+        found.append(f"{name} needs rows {gm.row} to {gm.last_row} (step {gm.row_step}) of {tensor.name}, "
+                     f"whose matrix is {_shape((mrows, mcols))}: valid rows 0 to {mrows - 1}")
+    if gm.col < 0 or gm.col + gm.cols > mcols:
+        found.append(f"{name} needs cols {gm.col} to {gm.col + gm.cols - 1} of {tensor.name}, "
+                     f"whose matrix is {_shape((mrows, mcols))}: valid cols 0 to {mcols - 1}")
+    return found
+
+
+def _overlap_problems(instr: Instruction) -> list[str]:
+    """A destination sharing only some bytes with a source would read half-updated data."""
+    named = _regions(instr)
+    found = []
+    for wname, w in named:
+        if not isinstance(w, Tile) or not any(w is x for x in instr.writes):
+            continue
+        for rname, r in named:
+            if r is w or not isinstance(r, Tile) or r not in instr.reads or not w.overlaps(r):
+                continue
+            if w.nbytes <= 0 or r.nbytes <= 0:  # an empty tile, already reported, touches no bytes
+                continue
+            if (w.offset, w.end) != (r.offset, r.end):
+                found.append(f"{wname} {w.space.value} bytes {w.offset}..{w.end} partially overlap {rname} "
+                             f"bytes {r.offset}..{r.end}; make them identical (in place) or disjoint")
+    return found
+
+
+# --- helpers that return one problem or None ---------------------------------------------------
+
+
+def _space(name: str, region: Region, *allowed: Space) -> str | None:
+    if region.space in allowed:
+        return None
+    return f"{name} is in {region.space.value}; it must be in {_names(allowed)}"
+
+
+def _dtype(name: str, dtype: DType, allowed: Iterable[DType], what: str = "") -> str | None:
+    allowed = tuple(allowed)
+    if dtype in allowed:
+        return None
+    return f"{name} is {dtype.value}; {what or 'valid'}: {_names(allowed)}"
+
+
+def _same_dtype(*named: tuple[str, Region]) -> str | None:
+    if len({r.dtype for _, r in named}) <= 1:
+        return None
+    listed = ", ".join(f"{n} {r.dtype.value}" for n, r in named)
+    return f"dtypes differ ({listed}); they must be one dtype"
+
+
+def _same_shape(*named: tuple[str, Region]) -> str | None:
+    if len({tuple(r.shape) for _, r in named}) <= 1:
+        return None
+    listed = ", ".join(f"{n} {_shape(r.shape)}" for n, r in named)
+    return f"shapes differ ({listed}); they must be one shape"
+
+
+def _shape_is(name: str, region: Region, expected: tuple[int, int], why: str) -> str | None:
+    if tuple(region.shape) == expected:
+        return None
+    return f"{name} shape {_shape(region.shape)} must be {_shape(expected)} ({why})"
+
+
+def _value(what: str, value: float, dtype: DType) -> str | None:
+    """Whether a scalar operand can be held by `dtype` without NaN, truncation or overflow."""
+    v = float(value)
+    if not dtype.is_float:
+        info = np.iinfo(dtype.np)
+        if not math.isfinite(v):
+            return f"{what} {v} is not finite; only {_names(d for d in DType if d.is_float)} hold it"
+        if not v.is_integer() or not info.min <= v <= info.max:
+            return f"{what} {value!r} is not held by {dtype.value}: valid are integers {info.min}..{info.max}"
+        return None
+    if math.isnan(v):
+        return f"{what} is NaN; {dtype.value} operands must be finite or +-inf"
+    with np.errstate(over="ignore"):
+        rounded = float(np.asarray(v).astype(dtype.np))
+    if math.isfinite(v) and not math.isfinite(rounded):
+        largest = float(ml_dtypes.finfo(dtype.np).max)
+        return f"{what} {v!r} overflows {dtype.value} (largest finite {largest:g}); write inf if intended"
+    return None
+
+
+# --- per-instruction rules ---------------------------------------------------------------------
+
+
+def _load(i: Load) -> list[str | None]:
+    expected = i.src.shape[::-1] if i.transpose else i.src.shape
+    return [_space("dst", i.dst, Space.L1, Space.UB), _space("src", i.src, Space.GM),
+            _same_dtype(("dst", i.dst), ("src", i.src)),
+            "transpose loads only into L1, not UB" if i.transpose and i.dst.space is Space.UB else None,
+            _shape_is("dst", i.dst, expected, "src transposed" if i.transpose else "src's shape")]
+
+
+def _move(i: Move) -> list[str | None]:
+    expected = i.src.shape[::-1] if i.transpose else i.src.shape
+    return [_space("dst", i.dst, Space.L0A, Space.L0B), _space("src", i.src, Space.L1),
+            _same_dtype(("dst", i.dst), ("src", i.src)),
+            _shape_is("dst", i.dst, expected, "src transposed" if i.transpose else "src's shape")]
+
+
+def _mmad(i: Mmad) -> list[str | None]:
+    acc = MMAD_ACCUMULATOR.get(i.a.dtype)
+    return [_space("a", i.a, Space.L0A), _space("b", i.b, Space.L0B), _space("dst", i.dst, Space.L0C),
+            _same_dtype(("a", i.a), ("b", i.b)), _dtype("a", i.a.dtype, MMAD_ACCUMULATOR, "cube inputs"),
+            _dtype("dst", i.dst.dtype, [acc], f"{i.a.dtype.value} inputs accumulate in") if acc else None,
+            _shape_is("b", i.b, (i.a.cols, i.b.cols), f"K = a's {i.a.cols} cols"),
+            _shape_is("dst", i.dst, (i.a.rows, i.b.cols), "a's rows by b's cols")]
+
+
+def _fixpipe(i: Fixpipe) -> list[str | None]:
+    casts = FIXPIPE_CASTS.get(i.src.dtype)
+    in_ub = isinstance(i.dst, GmRegion) or i.dst.space is Space.UB
+    dst_space = None if in_ub else f"dst is in {i.dst.space.value}; it must be a GM region or a UB tile"
+    return [_space("src", i.src, Space.L0C), dst_space, _dtype("src", i.src.dtype, FIXPIPE_CASTS),
+            _dtype("dst", i.dst.dtype, casts, f"{i.src.dtype.value} converts to") if casts else None,
+            _same_shape(("dst", i.dst), ("src", i.src))]
+
+
+def _store(i: Store) -> list[str | None]:
+    return [_space("src", i.src, Space.UB), _space("dst", i.dst, Space.GM),
+            _same_dtype(("dst", i.dst), ("src", i.src)), _same_shape(("dst", i.dst), ("src", i.src))]
+
+
+def _vec_binary(i: VecBinary) -> list[str | None]:
+    ops = ("dst", i.dst), ("src0", i.src0), ("src1", i.src1)
+    allowed = VEC_FLOAT if i.op is BinaryOp.DIV else VEC_ARITH
+    return [_same_dtype(*ops), _same_shape(*ops), _dtype("dst", i.dst.dtype, allowed, f"{i.op.value} takes")]
+
+
+def _vec_scalar(i: VecScalar) -> list[str | None]:
+    ops = ("dst", i.dst), ("src", i.src)
+    return [_same_dtype(*ops), _same_shape(*ops),
+            _dtype("dst", i.dst.dtype, VEC_ARITH, f"{i.op.value} takes"),
+            _value("scalar", i.scalar, i.dst.dtype)]
+
+
+def _vec_unary(i: VecUnary) -> list[str | None]:
+    ops = ("dst", i.dst), ("src", i.src)
+    exp = _dtype("dst", i.dst.dtype, VEC_FLOAT, f"{i.op.value} takes") if i.op is UnaryOp.EXP else None
+    return [_same_dtype(*ops), _same_shape(*ops), exp]
+
+
+def _row_reduce(i: RowReduce) -> list[str | None]:
+    return [_same_dtype(("dst", i.dst), ("src", i.src)),
+            _dtype("src", i.src.dtype, VEC_FLOAT, f"{i.op.value} takes"),
+            _shape_is("dst", i.dst, (i.src.rows, 1), "one column per src row")]
+
+
+def _row_expand(i: RowExpand) -> list[str | None]:
+    return [_same_dtype(("dst", i.dst), ("src", i.src), ("col", i.col)),
+            _dtype("src", i.src.dtype, VEC_FLOAT, f"{i.op.value} takes"),
+            _same_shape(("dst", i.dst), ("src", i.src)),
+            _shape_is("col", i.col, (i.src.rows, 1), "one value per src row")]
+
+
+def _cast(i: Cast) -> list[str | None]:
+    same = i.dst.dtype is i.src.dtype
+    return [f"dst and src are both {i.src.dtype.value}; use vcopy to copy unconverted" if same else None,
+            _same_shape(("dst", i.dst), ("src", i.src))]
+
+
+def _dup(i: Dup) -> list[str | None]:
+    return [_value("value", i.value, i.dst.dtype)]
+
+
+def _fill_pad(i: FillPad) -> list[str | None]:
+    ops = ("dst", i.dst), ("src", i.src)
+    cols = i.src.cols
+    bad_cols = not 0 <= i.valid_cols <= cols
+    return [_same_dtype(*ops), _same_shape(*ops), _value("value", i.value, i.dst.dtype),
+            f"valid_cols {i.valid_cols} must be in 0..{cols} (src has {cols} cols)" if bad_cols else None]
+
+
+def _vector(rule: Callable[[Any], list[str | None]]) -> Callable[[Any], list[str | None]]:
+    """Wrap a vector rule with the check every vector instruction shares: all operands in UB."""
+    def checked(i: Instruction) -> list[str | None]:
+        return [*(_space(n, r, Space.UB) for n, r in _regions(i)), *rule(i)]
+    return checked
+
+
+RULES: dict[type[Instruction], Callable[[Any], list[str | None]]] = {
+    Load: _load, Move: _move, Mmad: _mmad, Fixpipe: _fixpipe, Store: _store,
+    VecBinary: _vector(_vec_binary), VecScalar: _vector(_vec_scalar), VecUnary: _vector(_vec_unary),
+    RowReduce: _vector(_row_reduce), RowExpand: _vector(_row_expand), Cast: _vector(_cast),
+    Dup: _vector(_dup), FillPad: _vector(_fill_pad),
+    SetFlag: lambda i: [], WaitFlag: lambda i: [], Barrier: lambda i: [],  # flags: see _flag_problems
+}
+
+
+# --- synchronisation ---------------------------------------------------------------------------
+
+
+def _key(key: tuple[Any, Any, int]) -> str:
+    return f"({key[0].value}, {key[1].value}, {key[2]})"
+
+
+def _flag_problems(instrs: Sequence[Instruction], limits: CoreLimits) -> list[tuple[int, str]]:
+    """Event ids in range, flags across two pipes, and every wait matched by a set.
+
+    Sets and waits are counted over the whole kernel, not in program order: a wait may precede its
+    set in the listing (the set is on another pipe), but each set releases exactly one wait.
+    """
+    sets = Counter(i.key for i in instrs if isinstance(i, SetFlag))
+    waits = Counter(i.key for i in instrs if isinstance(i, WaitFlag))
+    seen: Counter[tuple[Any, Any, int]] = Counter()
+    found = []
+    for index, i in enumerate(instrs):
+        if not isinstance(i, SetFlag | WaitFlag):
+            continue
+        if not 0 <= i.event < limits.num_events:
+            found.append((index, f"event {i.event} is out of range; valid: 0..{limits.num_events - 1}"))
+        if i.src is i.dst:
+            found.append((index, f"src and dst are both pipe {i.src.value}; use `barrier {i.src.value}` "
+                                 "to order instructions within one pipe"))
+        if not isinstance(i, WaitFlag):
+            continue
+        seen[i.key] += 1
+        if sets[i.key] == 0:
+            found.append((index, f"waits on flag {_key(i.key)}, which no set_flag in this kernel sets; "
+                                 f"flags set: {', '.join(map(_key, sets)) or 'none'}"))
+        elif seen[i.key] > sets[i.key]:
+            found.append((index, f"flag {_key(i.key)} is set {sets[i.key]} time(s) but waited "
+                                 f"{waits[i.key]} times; a set releases one wait, so this one never fires"))
+    return found
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+
+def problems(kernel: Kernel, tensors: Tensors, limits: CoreLimits) -> list[str]:
+    """Every static problem of `kernel` against the declared GM `tensors` and the core's `limits`."""
+    declared = dict(tensors) if isinstance(tensors, Mapping) else {t.name: t for t in tensors}
+    instrs = kernel.instructions
+    found: list[tuple[int, str]] = []
+    for index, instr in enumerate(instrs):
+        rule = RULES.get(type(instr))
+        if rule is None:
+            found.append((index, f"{type(instr).__name__} is not an ISA instruction; valid: "
+                                 f"{_names(c.__name__ for c in RULES)}"))
+            continue
+        for name, region in _regions(instr):
+            region_check = (_tile_problems(name, region, limits) if isinstance(region, Tile)
+                            else _gm_problems(name, region, declared))
+            found.extend((index, p) for p in region_check)
+        found.extend((index, p) for p in rule(instr) if p is not None)
+        found.extend((index, p) for p in _overlap_problems(instr))
+    found.extend(_flag_problems(instrs, limits))
+    found.sort(key=lambda item: item[0])  # stable: keeps each instruction's problems in check order
+    return [_at(index, instrs[index], p) for index, p in found]
+
+
+def _at(index: int, instr: Instruction, problem: str) -> str:
+    text = f" `{instr}`" if type(instr) in RULES else ""  # an unknown object may not print as assembly
+    return f"instruction {index}{text}: {problem}"
+
+
+def check_kernel(kernel: Kernel, tensors: Tensors, limits: CoreLimits) -> None:
+    """Raise CheckError listing every problem of `kernel`; return quietly if it has none."""
+    found = problems(kernel, tensors, limits)
+    if found:
+        raise CheckError(kernel.name, found)
+
+
+def check_program(program: Program, limits: CoreLimits) -> None:
+    """Check each kernel of `program` against its tensors; raise CheckError for the first failing kernel."""
+    for kernel in program.kernels:
+        check_kernel(kernel, program.tensors, limits)
