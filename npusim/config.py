@@ -1,0 +1,305 @@
+"""Hardware configuration: frozen dataclasses loaded from TOML presets, with dotted-name overrides.
+
+A preset is a TOML file shipped in `npusim/presets/` (or any path). Every field must be present and
+of the right type; unknown keys are errors that list the valid ones. Overrides use dotted names,
+`config.replace({"buffers.ub_bytes": 262144})`, or strings from the command line (`parse_override`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from isa.limits import CoreLimits
+from isa.types import Space
+
+
+class ConfigError(ValueError):
+    """A preset or an override names an unknown key or gives a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Chip:
+    """How many cores of each kind the chip has and how tasks reach them."""
+
+    coupled: bool  # true: one core kind with every pipe (310P-like); false: split AIC + AIV
+    cube_cores: int  # AIC on a split chip; the core count on a coupled chip
+    vector_cores: int  # AIV on a split chip; 0 on a coupled chip
+    dispatch_cycles: int  # from a task becoming ready to its first instruction issuing on a core
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """The scalar front-end that issues each core's instructions in program order."""
+
+    issue_cycles: int  # per instruction issued
+    queue_depth: int  # instructions each pipe's queue holds before issue stalls
+
+
+@dataclass(frozen=True)
+class Buffers:
+    """On-chip buffer capacities and start-address alignments, in bytes."""
+
+    l1_bytes: int
+    l0a_bytes: int
+    l0b_bytes: int
+    l0c_bytes: int
+    ub_bytes: int
+    l1_align: int
+    l0a_align: int
+    l0b_align: int
+    l0c_align: int
+    ub_align: int
+
+
+@dataclass(frozen=True)
+class Sync:
+    """Hardware synchronisation resources and costs."""
+
+    event_ids: int  # event ids per (source pipe, destination pipe) pair
+    flag_cycles: int  # from a flag firing on its source pipe to the waiting pipe seeing it
+
+
+@dataclass(frozen=True)
+class Mte2:
+    """GM -> L1 / UB transfers."""
+
+    latency_cycles: int  # fixed cost of a transfer, overlapped with later transfers
+    gm_to_l1_bytes_per_cycle: float
+    gm_to_ub_bytes_per_cycle: float
+    burst_bytes: int  # a GM row moves in whole bursts: short rows waste the rest of theirs
+    row_cycles: float  # extra per row when rows are not contiguous in GM (strided or partial)
+
+
+@dataclass(frozen=True)
+class Mte1:
+    """L1 -> L0A / L0B moves."""
+
+    latency_cycles: int
+    l1_to_l0a_bytes_per_cycle: float
+    l1_to_l0b_bytes_per_cycle: float
+
+
+@dataclass(frozen=True)
+class Mte3:
+    """UB -> GM transfers."""
+
+    latency_cycles: int
+    ub_to_gm_bytes_per_cycle: float
+    row_cycles: float  # extra per row when rows are not contiguous in GM
+
+
+@dataclass(frozen=True)
+class Fixpipe:
+    """L0C -> GM (or UB on a coupled core) with on-the-fly conversion."""
+
+    latency_cycles: int
+    l0c_to_gm_bytes_per_cycle: float
+    l0c_to_ub_bytes_per_cycle: float
+    row_cycles: float  # extra per row when rows are not contiguous in GM
+
+
+@dataclass(frozen=True)
+class Cube:
+    """The cube unit: one m0 x k0 x n0 fractal per cycle, k0 = k0_bytes / element size."""
+
+    m0: int
+    n0: int
+    k0_bytes: int  # 32: 16 fp16/bf16 elements, 32 int8, 8 fp32 (so fp32 runs at half rate)
+    startup_cycles: int  # per mmad, occupies the pipe
+    latency_cycles: int  # pipeline drain after the last fractal, does not occupy the pipe
+
+
+@dataclass(frozen=True)
+class Vector:
+    """The vector unit: an op takes startup + repeats x cycles-per-repeat; a repeat is 256 bytes."""
+
+    bytes_per_repeat: int
+    startup_cycles: int
+    latency_cycles: int
+    binary: float  # vadd vsub vmul vmax vmin
+    div: float  # vdiv
+    scalar: float  # vadds vmuls vmaxs vmins
+    exp: float
+    copy: float
+    cast: float
+    dup: float
+    fillpad: float
+    reduce: float  # vrowmax vrowsum, per repeat of the source
+    rowexpand: float  # vrowexpandsub / mul / div
+
+
+@dataclass(frozen=True)
+class Hbm:
+    """Chip-wide high-bandwidth memory, shared by every core's GM traffic."""
+
+    bandwidth_gbps: float  # its latency is part of each DMA engine's measured latency_cycles
+
+
+@dataclass(frozen=True)
+class L2:
+    """Chip-wide L2 cache in front of HBM."""
+
+    capacity_bytes: int
+    line_bytes: int
+    bandwidth_gbps: float
+    hit_latency_cycles: int  # replaces the DMA engine's latency_cycles on a hit
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """A whole chip's description; every number comes from a preset file."""
+
+    name: str
+    description: str
+    clock_ghz: float
+    chip: Chip
+    frontend: Frontend
+    buffers: Buffers
+    sync: Sync
+    mte2: Mte2
+    mte1: Mte1
+    mte3: Mte3
+    fixpipe: Fixpipe
+    cube: Cube
+    vector: Vector
+    hbm: Hbm
+    l2: L2
+
+    def core_limits(self) -> CoreLimits:
+        """The buffer capacities, alignments and event ids that `isa.check` needs."""
+        b = self.buffers
+        return CoreLimits(
+            capacity={Space.L1: b.l1_bytes, Space.L0A: b.l0a_bytes, Space.L0B: b.l0b_bytes,
+                      Space.L0C: b.l0c_bytes, Space.UB: b.ub_bytes},
+            alignment={Space.L1: b.l1_align, Space.L0A: b.l0a_align, Space.L0B: b.l0b_align,
+                       Space.L0C: b.l0c_align, Space.UB: b.ub_align},
+            num_events=self.sync.event_ids,
+        )
+
+    def replace(self, overrides: Mapping[str, Any]) -> HardwareConfig:
+        """A copy with fields changed by dotted name, e.g. {"buffers.ub_bytes": 262144}."""
+        data = dataclasses.asdict(self)
+        for key, value in overrides.items():
+            *path, leaf = key.split(".")
+            table = data
+            for part in path:
+                if not isinstance(table.get(part), dict):
+                    raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(keys())}")
+                table = table[part]
+            if leaf not in table or isinstance(table[leaf], dict):
+                raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(keys())}")
+            table[leaf] = value
+        return _build(HardwareConfig, data, "override")
+
+    def get(self, key: str) -> Any:
+        """The value of a dotted key."""
+        value: Any = self
+        for part in key.split("."):
+            if not dataclasses.is_dataclass(value) or not hasattr(value, part):
+                raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(keys())}")
+            value = getattr(value, part)
+        return value
+
+
+def keys(cls: type = HardwareConfig, prefix: str = "") -> list[str]:
+    """Every dotted key a preset has, in declaration order."""
+    out: list[str] = []
+    for f in dataclasses.fields(cls):
+        t = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(t):
+            out += keys(t, f"{prefix}{f.name}.")
+        else:
+            out.append(prefix + f.name)
+    return out
+
+
+def _check_scalar(value: Any, t: type, where: str) -> Any:
+    if t is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if t in (int, float) and (isinstance(value, bool) or not isinstance(value, t)):
+        raise ConfigError(f"{where} must be {'an integer' if t is int else 'a number'}, got {value!r}")
+    if t is str and not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    if t is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if t in (int, float) and value < 0:
+        raise ConfigError(f"{where} must not be negative, got {value!r}")
+    return value
+
+
+def _build(cls: type, table: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(table) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
+    kwargs = {}
+    for name in names:
+        t, value, at = hints[name], table[name], f"{where}: {name}"
+        if dataclasses.is_dataclass(t):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{at} must be a table [{name}]")
+            kwargs[name] = _build(t, value, f"{where}: [{name}]")
+        else:
+            kwargs[name] = _check_scalar(value, t, at)
+    return cls(**kwargs)
+
+
+def available_presets() -> list[str]:
+    """Names of the presets shipped with npusim."""
+    folder = resources.files("npusim") / "presets"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_preset(name_or_path: str | Path = "910b2") -> HardwareConfig:
+    """Load a shipped preset by name or a TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"preset file {path} does not exist")
+        text, where = path.read_text(), str(path)
+    else:
+        names = available_presets()
+        if str(name_or_path) not in names:
+            raise ConfigError(f"unknown preset {str(name_or_path)!r}; available: {', '.join(names)}")
+        text = (resources.files("npusim") / "presets" / f"{name_or_path}.toml").read_text()
+        where = f"preset {name_or_path}"
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    return _build(HardwareConfig, table, where)
+
+
+def parse_override(text: str, config: HardwareConfig) -> tuple[str, Any]:
+    """Parse `key=value` from the command line into a typed (key, value) pair for `replace`."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} must look like key=value, e.g. buffers.ub_bytes=262144")
+    current = config.get(key.strip())
+    if dataclasses.is_dataclass(current):
+        first = dataclasses.fields(current)[0].name
+        raise ConfigError(f"{key} is a section; set one of its keys, e.g. {key}.{first}")
+    raw = raw.strip()
+    try:
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false"):
+                raise ValueError
+            return key.strip(), raw.lower() == "true"
+        if isinstance(current, int):
+            return key.strip(), int(raw, 0)
+        if isinstance(current, float):
+            return key.strip(), float(raw)
+    except ValueError:
+        raise ConfigError(f"{key} takes {type(current).__name__} values, got {raw!r}") from None
+    return key.strip(), raw
