@@ -1,0 +1,303 @@
+"""The timing engine of one core on SimPy: an in-order front-end, bounded pipe queues, pipe executors.
+
+The front-end issues instructions in program order, one every `issue_cycles`, into a bounded queue
+per pipe; a full queue stalls issue. It keeps its own issue clock and runs ahead of simulated time,
+synchronising only when a queue may be full, at `wait_flag ... S` and at `barrier ALL`: a queue's
+length can only shrink while the front-end is not adding to it, so running ahead never misses a stall.
+Each pipe executor takes its queue in order: an instruction starts at max(its issue, the end of the
+previous one's occupancy), holds the pipe for its occupancy (one SimPy timeout), and completes after
+its latency. Completion needs no event: set_flag fires at max(now, the pipe's latest completion),
+barrier P waits until then, and functional writes are queued by completion time and applied just
+before any later read (reads happen when an instruction starts), so an unsynchronised consumer sees
+stale data, as on hardware.
+"""
+
+from __future__ import annotations
+
+import heapq
+from array import array
+from collections import deque
+from collections.abc import Mapping
+from itertools import count
+from typing import Any
+
+import numpy as np
+import simpy
+
+from isa import semantics
+from isa.instructions import Barrier, SetFlag, WaitFlag
+from isa.memory import MachineState
+from isa.program import Kernel, Tensor
+from isa.regions import Region
+from isa.types import Pipe
+from npusim.config import HardwareConfig
+from npusim.costs import cost
+from npusim.flags import Flags, SyncError
+
+PIPES: tuple[Pipe, ...] = tuple(Pipe)
+_OP, _SET, _WAIT, _BARRIER, _BARRIER_ALL = range(5)
+
+
+class PendingWrites:
+    """Functional results waiting for their instruction's completion cycle, applied in time order."""
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Region, np.ndarray, MachineState]] = []
+        self._seq = count()  # ties at one cycle resolve in the order instructions started
+
+    def push(self, at: int, state: MachineState, region: Region, value: np.ndarray) -> None:
+        heapq.heappush(self._heap, (at, next(self._seq), region, value, state))
+
+    def flush(self, now: int) -> None:
+        """Apply every write that completes at or before `now` (a result is visible in its own cycle)."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, region, value, state = heapq.heappop(heap)
+            state.write(region, value)
+
+    def flush_all(self) -> None:
+        self.flush(1 << 62)
+
+
+class _PipeState:
+    __slots__ = ("pipe", "queue", "done_at", "wake", "idle_waiter", "busy", "blocked", "finished")
+
+    def __init__(self, pipe: Pipe):
+        self.pipe = pipe
+        self.queue: deque[tuple[int, int]] = deque()  # (instruction index, issue cycle)
+        self.done_at = 0  # latest completion cycle of any instruction started so far
+        self.wake: simpy.Event | None = None  # the executor sleeps on this while its queue is empty
+        self.idle_waiter: simpy.Event | None = None  # barrier ALL waits for the executor to go idle
+        self.busy = 0  # cycles of occupancy
+        self.blocked = -1  # index of a wait_flag the pipe is blocked on
+        self.finished = False
+
+
+class CoreRun:
+    """One kernel on one core: builds the SimPy processes and records when each instruction ran.
+
+    Records per instruction (arrays indexed by instruction index): issue, start, busy_end (end of
+    occupancy), end (completion), bytes, flops, and for each wait_flag the set_flag that released it.
+    """
+
+    def __init__(self, env: simpy.Environment, name: str, kernel: Kernel, config: HardwareConfig,
+                 tensors: Mapping[str, Tensor], state: MachineState | None, writes: PendingWrites | None):
+        self.env, self.name, self.kernel, self.config = env, name, kernel, config
+        self.state, self.writes = state, writes
+        self.flags = Flags(env)
+        self.pipes = {p: _PipeState(p) for p in PIPES}
+        n = len(kernel.instructions)
+        zeros = bytes(8 * n)
+        self.issue, self.start, self.busy_end, self.end = (array("q", zeros) for _ in range(4))
+        self.nbytes, self.flops = array("q", zeros), array("q", zeros)
+        self.released_by = array("i", [-1]) * n
+        self._decode(tensors)
+        self.issue_done = False
+        self.frontend_blocked = ""  # what the front-end waits on, for the deadlock report
+        self.space_waiter: simpy.Event | None = None
+        self.finish_cycle = 0
+
+    def _decode(self, tensors: Mapping[str, Tensor]) -> None:
+        """Everything the hot loops need per instruction, computed once (costs cached per instruction)."""
+        cache: dict[Any, Any] = {}
+        self.kinds = array("b")
+        self.occupancy = array("q")
+        self.latency = array("q")
+        self.pipe_of: list[Pipe] = []
+        for i, instr in enumerate(self.kernel.instructions):
+            if isinstance(instr, SetFlag):
+                kind = _SET
+            elif isinstance(instr, WaitFlag):
+                kind = _WAIT
+            elif isinstance(instr, Barrier):
+                kind = _BARRIER_ALL if instr.target is None else _BARRIER
+            else:
+                kind = _OP
+            c = cache.get(instr)
+            if c is None:
+                c = cache[instr] = cost(instr, self.config, tensors)
+            self.kinds.append(kind)
+            self.occupancy.append(c.occupancy)
+            self.latency.append(c.latency)
+            self.nbytes[i], self.flops[i] = c.bytes, c.flops
+            self.pipe_of.append(instr.pipe)
+
+    def start_processes(self) -> simpy.Process:
+        """Start the front-end and one executor per pipe; returns the front-end process."""
+        for p in PIPES:
+            if p is not Pipe.S:
+                self.env.process(self._executor(self.pipes[p]))
+        return self.env.process(self._frontend())
+
+    # --- front-end ------------------------------------------------------------------------------
+
+    def _frontend(self):
+        env, instrs, kinds, pipes = self.env, self.kernel.instructions, self.kinds, self.pipes
+        issue_cycles, depth = self.config.frontend.issue_cycles, self.config.frontend.queue_depth
+        flag_cycles = self.config.sync.flag_cycles
+        issue, start, end = self.issue, self.start, self.end
+        t = env.now
+        for idx in range(len(instrs)):
+            t += issue_cycles
+            issue[idx] = t
+            pipe = self.pipe_of[idx]
+            kind = kinds[idx]
+            if pipe is not Pipe.S:
+                ps = pipes[pipe]
+                queue = ps.queue
+                if len(queue) >= depth:
+                    if t > env.now:
+                        yield env.timeout(t - env.now)
+                    while len(queue) >= depth:
+                        self.frontend_blocked = f"issue of instruction {idx} (the {pipe.value} queue is full)"
+                        self.space_waiter = env.event()
+                        yield self.space_waiter
+                    self.frontend_blocked = ""
+                    t = max(t, env.now)
+                    issue[idx] = t
+                queue.append((idx, t))
+                if ps.wake is not None:
+                    ps.wake.succeed()
+                    ps.wake = None
+                continue
+            # Instructions on S run on the front-end itself, in order.
+            if t > env.now and kind in (_WAIT, _BARRIER_ALL):
+                yield env.timeout(t - env.now)
+            start[idx] = t
+            if kind == _SET:
+                self._set_flag(idx, t + flag_cycles)
+            elif kind == _WAIT:
+                self.frontend_blocked = f"instruction {idx} `{instrs[idx]}`"
+                t = yield from self._wait_flag(idx)
+                self.frontend_blocked = ""
+            elif kind == _BARRIER_ALL:
+                for ps in pipes.values():
+                    # An executor is idle when it sleeps on an empty queue (or has finished).
+                    while ps.pipe is not Pipe.S and ps.wake is None and not ps.finished:
+                        self.frontend_blocked = f"barrier ALL at instruction {idx} (draining {ps.pipe.value})"
+                        ps.idle_waiter = env.event()
+                        yield ps.idle_waiter
+                self.frontend_blocked = ""
+                drained = max(ps.done_at for ps in pipes.values())
+                if drained > env.now:
+                    yield env.timeout(drained - env.now)
+                t = env.now
+            end[idx] = t
+        self.issue_done = True
+        for ps in pipes.values():
+            if ps.wake is not None:
+                ps.wake.succeed()
+                ps.wake = None
+
+    # --- flags ------------------------------------------------------------------------------------
+
+    def _set_flag(self, idx: int, visible_at: int) -> None:
+        instr = self.kernel.instructions[idx]
+        earlier = self.flags.set(instr.key, visible_at, idx)
+        if earlier >= 0:
+            first = self.kernel.instructions[earlier]
+            raise SyncError(
+                f"core {self.name}, kernel {self.kernel.name}: instruction {idx} `{instr}` sets flag "
+                f"({instr.src.value} -> {instr.dst.value}, event {instr.event}) at cycle {self.env.now} "
+                f"while the set by instruction {earlier} `{first}` is still unconsumed; hardware forbids "
+                f"a second set before a wait_flag takes the first"
+            )
+
+    def _wait_flag(self, idx: int):
+        """Block until the flag of wait_flag `idx` is visible; returns that cycle."""
+        instr = self.kernel.instructions[idx]
+        got = self.flags.wait(instr.key)
+        if isinstance(got, simpy.Event):
+            got = yield got
+        visible_at, setter = got
+        self.released_by[idx] = setter
+        if visible_at > self.env.now:
+            yield self.env.timeout(visible_at - self.env.now)
+        return self.env.now
+
+    # --- pipe executors ---------------------------------------------------------------------------
+
+    def _executor(self, ps: _PipeState):
+        env, kinds, instrs = self.env, self.kinds, self.kernel.instructions
+        occupancy, latency = self.occupancy, self.latency
+        start, busy_end, end = self.start, self.busy_end, self.end
+        flag_cycles = self.config.sync.flag_cycles
+        state, writes = self.state, self.writes
+        queue = ps.queue
+        while True:
+            if not queue:
+                if ps.idle_waiter is not None:
+                    ps.idle_waiter.succeed()
+                    ps.idle_waiter = None
+                if self.issue_done:
+                    ps.finished = True
+                    return
+                ps.wake = env.event()
+                yield ps.wake
+                continue
+            idx, issued = queue[0]
+            now = env.now
+            if issued > now:
+                yield env.timeout(issued - now)
+                now = issued
+            queue.popleft()
+            if self.space_waiter is not None:
+                self.space_waiter.succeed()
+                self.space_waiter = None
+            start[idx] = now
+            kind = kinds[idx]
+            if kind == _OP:
+                occ = occupancy[idx]
+                done = now + latency[idx]
+                if done > ps.done_at:
+                    ps.done_at = done
+                busy_end[idx] = now + occ
+                end[idx] = done
+                ps.busy += occ
+                if state is not None:
+                    instr = instrs[idx]
+                    writes.flush(now)
+                    value = semantics.compute(instr, [state.read(r) for r in instr.reads])
+                    writes.push(done, state, instr.writes[0], value)
+                if occ:
+                    yield env.timeout(occ)
+            elif kind == _SET:
+                fire = max(now, ps.done_at) + flag_cycles
+                busy_end[idx] = now
+                end[idx] = fire
+                self._set_flag(idx, fire)
+            elif kind == _WAIT:
+                ps.blocked = idx
+                released = yield from self._wait_flag(idx)
+                ps.blocked = -1
+                busy_end[idx] = end[idx] = released
+            else:  # barrier on this pipe: later instructions wait for every earlier one to complete
+                if ps.done_at > now:
+                    yield env.timeout(ps.done_at - now)
+                busy_end[idx] = end[idx] = env.now
+
+    # --- after the run ----------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.issue_done and all(ps.finished for p, ps in self.pipes.items() if p is not Pipe.S)
+
+    def stall_report(self) -> str:
+        """Why this core cannot advance: each blocked pipe, the instruction it waits on, the flags."""
+        instrs = self.kernel.instructions
+        lines = [f"core {self.name}, kernel {self.kernel.name}:"]
+        if not self.issue_done:
+            lines.append(f"  front-end (S) waits on {self.frontend_blocked or 'a pipe'}")
+        for p, ps in self.pipes.items():
+            if p is Pipe.S:
+                continue
+            if ps.blocked >= 0:
+                lines.append(f"  pipe {p.value} blocked at instruction {ps.blocked} `{instrs[ps.blocked]}`")
+            elif ps.queue:
+                idx = ps.queue[0][0]
+                lines.append(f"  pipe {p.value}: {len(ps.queue)} queued, next {idx} `{instrs[idx]}`")
+        flags = self.flags.describe()
+        lines.append("  flags: " + (flags.replace("\n", "\n         ") if flags else "none used"))
+        return "\n".join(lines)

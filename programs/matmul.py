@@ -1,0 +1,122 @@
+"""Tiled GEMM C[M,N] (fp32) = A[M,K] @ B[K,N] (fp16 or bf16), double-buffered on a cube core.
+
+One kernel computes a list of output tiles. For each tile it walks K in steps of `tk`: MTE2 loads
+the A and B slices into one of two L1 buffers while MTE1 moves the previous slices into one of two
+L0A/L0B buffers and the cube accumulates into one of two L0C tiles; FIX writes a finished tile out
+while the cube starts the next. Every buffer has a "free" flag that its consumer sets back to its
+producer, pre-set once at the start and drained at the end, so every step looks the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from isa import (
+    DType,
+    Fixpipe,
+    GmRegion,
+    Instruction,
+    Kernel,
+    Load,
+    Mmad,
+    Move,
+    Pipe,
+    Program,
+    Role,
+    SetFlag,
+    Space,
+    Tensor,
+    Tile,
+    WaitFlag,
+)
+from programs.convert import to_numpy, to_torch
+
+TILE = 128  # tm = tn = tk: two 32 KiB bf16 operands per L0 buffer pair, two 64 KiB fp32 accumulators
+
+
+def output_tiles(m: int, n: int, tm: int = TILE, tn: int = TILE) -> list[tuple[int, int]]:
+    """The (row, col) origin of every output tile of an [m, n] result, row-major."""
+    return [(r, c) for r in range(0, m, tm) for c in range(0, n, tn)]
+
+
+def gemm_kernel(name: str, tiles: Iterable[tuple[int, int]], m: int, n: int, k: int, dtype: DType,
+                tm: int = TILE, tn: int = TILE, tk: int = TILE) -> Kernel:
+    """The instructions that compute the given output tiles of C = A @ B on one cube core."""
+    esz = dtype.itemsize
+    a_bytes, b_bytes = tm * tk * esz, tk * tn * esz
+    l1_a = [0, a_bytes + b_bytes]  # L1 buffer i holds A then B
+    l0c_bytes = tm * tn * 4
+    body: list[Instruction] = []
+    emit = body.append
+
+    def flag(src: Pipe, dst: Pipe, event: int, set_: bool) -> None:
+        emit(SetFlag(src, dst, event) if set_ else WaitFlag(src, dst, event))
+
+    frees = [(Pipe.MTE1, Pipe.MTE2), (Pipe.M, Pipe.MTE1), (Pipe.FIX, Pipe.M)]
+    for src, dst in frees:  # every buffer starts free
+        for b in (0, 1):
+            flag(src, dst, b, True)
+    step = 0
+    for t, (r0, c0) in enumerate(tiles):
+        rows, cols = min(tm, m - r0), min(tn, n - c0)
+        acc = t % 2
+        out = Tile(Space.L0C, acc * l0c_bytes, DType.FP32, (rows, cols))
+        for kk, k0 in enumerate(range(0, k, tk)):
+            depth = min(tk, k - k0)
+            b = step % 2
+            step += 1
+            a1 = Tile(Space.L1, l1_a[b], dtype, (rows, depth))
+            b1 = Tile(Space.L1, l1_a[b] + a_bytes, dtype, (depth, cols))
+            a0 = Tile(Space.L0A, b * a_bytes, dtype, (rows, depth))
+            b0 = Tile(Space.L0B, b * b_bytes, dtype, (depth, cols))
+            flag(Pipe.MTE1, Pipe.MTE2, b, False)  # L1 buffer b is free
+            emit(Load(a1, GmRegion("a", r0, k0, rows, depth, dtype)))
+            emit(Load(b1, GmRegion("b", k0, c0, depth, cols, dtype)))
+            flag(Pipe.MTE2, Pipe.MTE1, b, True)
+            flag(Pipe.MTE2, Pipe.MTE1, b, False)
+            flag(Pipe.M, Pipe.MTE1, b, False)  # L0 buffers b are free
+            emit(Move(a0, a1))
+            emit(Move(b0, b1))
+            flag(Pipe.MTE1, Pipe.MTE2, b, True)
+            flag(Pipe.MTE1, Pipe.M, b, True)
+            flag(Pipe.MTE1, Pipe.M, b, False)
+            if kk == 0:
+                flag(Pipe.FIX, Pipe.M, acc, False)  # accumulator acc was written out
+            emit(Mmad(out, a0, b0, accumulate=kk > 0))
+            flag(Pipe.M, Pipe.MTE1, b, True)
+        flag(Pipe.M, Pipe.FIX, acc, True)
+        flag(Pipe.M, Pipe.FIX, acc, False)
+        emit(Fixpipe(GmRegion("c", r0, c0, rows, cols, DType.FP32), out))
+        flag(Pipe.FIX, Pipe.M, acc, True)
+    for src, dst in frees:  # consume the last "free" of every buffer so no flag is left set
+        for b in (0, 1):
+            flag(src, dst, b, False)
+    return Kernel(name, tuple(body))
+
+
+def tensors(m: int, n: int, k: int, dtype: DType) -> tuple[Tensor, ...]:
+    return (Tensor("a", dtype, (m, k), Role.INPUT), Tensor("b", dtype, (k, n), Role.INPUT),
+            Tensor("c", DType.FP32, (m, n), Role.OUTPUT))
+
+
+def build_single_core(m: int, n: int, k: int, dtype: DType = DType.BF16,
+                      tiles: Sequence[tuple[int, int]] | None = None) -> Program:
+    """C = A @ B with every output tile (or the given ones) on one cube core."""
+    kernel = gemm_kernel("gemm", output_tiles(m, n) if tiles is None else tiles, m, n, k, dtype)
+    return Program.single(kernel, tensors(m, n, k, dtype))
+
+
+def inputs(m: int, n: int, k: int, dtype: DType = DType.BF16, seed: int = 0) -> dict[str, np.ndarray]:
+    gen = torch.Generator().manual_seed(seed)
+    tdtype = torch.bfloat16 if dtype is DType.BF16 else torch.float16
+    return {"a": to_numpy(torch.randn(m, k, generator=gen).to(tdtype)),
+            "b": to_numpy(torch.randn(k, n, generator=gen).to(tdtype))}
+
+
+def reference(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """torch: A.float() @ B.float()."""
+    a, b = to_torch(values["a"]), to_torch(values["b"])
+    return {"c": (a.float() @ b.float()).numpy()}
