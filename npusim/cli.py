@@ -13,11 +13,12 @@ import numpy as np
 from isa.asm import format_program, load_program
 from isa.check import check_program
 from isa.errors import IsaError
-from isa.interpret import interpret
 from isa.program import Program, Role
 from isa.types import dtype_of
 from npusim.config import ConfigError, HardwareConfig, available_presets, load_preset, parse_override
 from npusim.inputs import load_inputs, random_inputs
+from npusim.results import Result
+from npusim.simulate import simulate
 
 
 def _add_hardware_options(p: argparse.ArgumentParser) -> None:
@@ -80,6 +81,16 @@ def _describe(name: str, value: np.ndarray) -> str:
     return f"  {name} {dtype_of(value.dtype).value}{list(value.shape)}: first values {head}"
 
 
+def _report_timing(result: Result) -> None:
+    clock = result.config.clock_ghz
+    print(f"timing: {result.cycles} cycles = {result.seconds * 1e6:.3f} us at {clock:g} GHz "
+          f"({result.instructions} instructions)")
+    print("  pipe   busy cycles  busy %")
+    for pipe, busy in result.busy.items():
+        if busy:
+            print(f"  {pipe.value:<6} {busy:>11}  {100 * busy / max(1, result.cycles):5.1f}%")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from programs import registry  # the CLI is the one place npusim loads programs
 
@@ -88,11 +99,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     program = workload.build()
     config = _prepare(program, args)
     values = workload.inputs(args.seed)
-    outputs = interpret(program, values, config.core_limits())
+    result = simulate(program, config, inputs=values, check=False)  # checked just above
+    _report_timing(result)
+    outputs = result.tensors or {}
     expected = workload.reference(values)
     ok = True
     tol = f"rtol={workload.rtol:g}, atol={workload.atol:g}"
-    print(f"functional run, seed {args.seed}, against PyTorch ({tol}):")
+    print(f"numerics (inputs from seed {args.seed}) against PyTorch ({tol}):")
     for name, want in expected.items():
         got = outputs[name].astype(np.float64)
         err = np.abs(got - want.astype(np.float64))
@@ -110,12 +123,13 @@ def _cmd_asm(args: argparse.Namespace) -> int:
     config = _prepare(program, args)
     given = load_inputs(program, args.inputs)
     values = {**random_inputs(program, args.seed, skip=given), **given}
-    outputs = interpret(program, values, config.core_limits())
+    result = simulate(program, config, inputs=values, check=False)  # checked just above
+    _report_timing(result)
     drawn = sorted(set(values) - set(given))
     source = f"drawn with seed {args.seed}: {', '.join(drawn)}" if drawn else "all given"
-    print(f"functional run, inputs {source}")
+    print(f"outputs (inputs {source}):")
     for tensor in program.tensors_of(Role.OUTPUT):
-        print(_describe(tensor.name, outputs[tensor.name]))
+        print(_describe(tensor.name, (result.tensors or {})[tensor.name]))
     return 0
 
 
