@@ -336,21 +336,31 @@ def problems(kernel: Kernel, tensors: Tensors, limits: CoreLimits) -> list[str]:
     declared = dict(tensors) if isinstance(tensors, Mapping) else {t.name: t for t in tensors}
     instrs = kernel.instructions
     found: list[tuple[int, str]] = []
+    seen: dict[Instruction, list[str]] = {}  # kernels repeat instructions: check each distinct one once
     for index, instr in enumerate(instrs):
         rule = RULES.get(type(instr))
         if rule is None:
             found.append((index, f"{type(instr).__name__} is not an ISA instruction; valid: "
                                  f"{_names(c.__name__ for c in RULES)}"))
             continue
-        for name, region in _regions(instr):
-            region_check = (_tile_problems(name, region, limits) if isinstance(region, Tile)
-                            else _gm_problems(name, region, declared))
-            found.extend((index, p) for p in region_check)
-        found.extend((index, p) for p in rule(instr) if p is not None)
-        found.extend((index, p) for p in _overlap_problems(instr))
+        own = seen.get(instr)
+        if own is None:
+            own = seen[instr] = _instruction_problems(instr, rule, declared, limits)
+        found.extend((index, p) for p in own)
     found.extend(_flag_problems(instrs, limits))
     found.sort(key=lambda item: item[0])  # stable: keeps each instruction's problems in check order
     return [_at(index, instrs[index], p) for index, p in found]
+
+
+def _instruction_problems(instr: Instruction, rule: Callable[[Any], list[str | None]],
+                          declared: Mapping[str, Tensor], limits: CoreLimits) -> list[str]:
+    own = []
+    for name, region in _regions(instr):
+        own += (_tile_problems(name, region, limits) if isinstance(region, Tile)
+                else _gm_problems(name, region, declared))
+    own += [p for p in rule(instr) if p is not None]
+    own += _overlap_problems(instr)
+    return own
 
 
 def _at(index: int, instr: Instruction, problem: str) -> str:

@@ -11,6 +11,8 @@ import numpy as np
 class Space(enum.Enum):
     """A memory space: global memory or one of a core's on-chip buffers."""
 
+    __hash__ = object.__hash__  # members are singletons; Enum's hash by name is slow on hot paths
+
     GM = "GM"
     L1 = "L1"
     L0A = "L0A"
@@ -21,6 +23,8 @@ class Space(enum.Enum):
 
 class Pipe(enum.Enum):
     """An execution pipe of a core; each runs its own instructions in order."""
+
+    __hash__ = object.__hash__  # members are singletons; Enum's hash by name is slow on hot paths
 
     S = "S"  # scalar unit: issue, sync, control
     MTE1 = "MTE1"  # L1 -> L0A / L0B
@@ -33,6 +37,8 @@ class Pipe(enum.Enum):
 
 class DType(enum.Enum):
     """An element type; `.np` is the numpy dtype that stores it (bf16 via ml_dtypes)."""
+
+    __hash__ = object.__hash__  # members are singletons; Enum's hash by name is slow on hot paths
 
     FP16 = "fp16"
     BF16 = "bf16"

@@ -36,6 +36,7 @@ from npusim.flags import Flags, SyncError
 
 PIPES: tuple[Pipe, ...] = tuple(Pipe)
 _OP, _SET, _WAIT, _BARRIER, _BARRIER_ALL = range(5)
+_KINDS = {SetFlag: _SET, WaitFlag: _WAIT, Barrier: _BARRIER}
 
 
 class PendingWrites:
@@ -91,7 +92,6 @@ class CoreRun:
         n = len(kernel.instructions)
         zeros = bytes(8 * n)
         self.issue, self.start, self.busy_end, self.end = (array("q", zeros) for _ in range(4))
-        self.nbytes, self.flops = array("q", zeros), array("q", zeros)
         self.released_by = array("i", [-1]) * n
         self._decode(tensors)
         self.issue_done = False
@@ -102,27 +102,23 @@ class CoreRun:
     def _decode(self, tensors: Mapping[str, Tensor]) -> None:
         """Everything the hot loops need per instruction, computed once (costs cached per instruction)."""
         cache: dict[Any, Any] = {}
-        self.kinds = array("b")
-        self.occupancy = array("q")
-        self.latency = array("q")
-        self.pipe_of: list[Pipe] = []
-        for i, instr in enumerate(self.kernel.instructions):
-            if isinstance(instr, SetFlag):
-                kind = _SET
-            elif isinstance(instr, WaitFlag):
-                kind = _WAIT
-            elif isinstance(instr, Barrier):
-                kind = _BARRIER_ALL if instr.target is None else _BARRIER
-            else:
-                kind = _OP
+        kinds, occupancy, latency, nbytes, flops = [], [], [], [], []
+        for instr in self.kernel.instructions:
+            kind = _KINDS.get(type(instr), _OP)
+            if kind == _BARRIER and instr.target is None:
+                kind = _BARRIER_ALL
             c = cache.get(instr)
             if c is None:
                 c = cache[instr] = cost(instr, self.config, tensors)
-            self.kinds.append(kind)
-            self.occupancy.append(c.occupancy)
-            self.latency.append(c.latency)
-            self.nbytes[i], self.flops[i] = c.bytes, c.flops
-            self.pipe_of.append(instr.pipe)
+            kinds.append(kind)
+            occupancy.append(c.occupancy)
+            latency.append(c.latency)
+            nbytes.append(c.bytes)
+            flops.append(c.flops)
+        self.kinds = array("b", kinds)
+        self.occupancy, self.latency = array("q", occupancy), array("q", latency)
+        self.nbytes, self.flops = array("q", nbytes), array("q", flops)
+        self.pipe_of = [instr.pipe for instr in self.kernel.instructions]
 
     def start_processes(self) -> simpy.Process:
         """Start the front-end and one executor per pipe; returns the front-end process."""
