@@ -180,7 +180,7 @@ class CoreRun:
                 if drained > env.now:
                     yield env.timeout(drained - env.now)
                 t = env.now
-            end[idx] = t
+            self.busy_end[idx] = end[idx] = t
         self.issue_done = True
         for ps in pipes.values():
             if ps.wake is not None:
