@@ -304,27 +304,30 @@ def _flag_problems(instrs: Sequence[Instruction], limits: CoreLimits) -> list[tu
     Sets and waits are counted over the whole kernel, not in program order: a wait may precede its
     set in the listing (the set is on another pipe), but each set releases exactly one wait.
     """
-    sets = Counter(i.key for i in instrs if isinstance(i, SetFlag))
-    waits = Counter(i.key for i in instrs if isinstance(i, WaitFlag))
+    sets = Counter([i.key for i in instrs if type(i) is SetFlag])
+    waits = Counter([i.key for i in instrs if type(i) is WaitFlag])
+    num_events = limits.num_events
+    if all(0 <= k[2] < num_events and k[0] is not k[1] and waits[k] <= sets[k] for k in sets | waits):
+        return []  # the usual case, found in two passes; only a faulty kernel is walked again
+    flags = [(index, i) for index, i in enumerate(instrs) if type(i) in (SetFlag, WaitFlag)]
     seen: Counter[tuple[Any, Any, int]] = Counter()
     found = []
-    for index, i in enumerate(instrs):
-        if not isinstance(i, SetFlag | WaitFlag):
-            continue
-        if not 0 <= i.event < limits.num_events:
-            found.append((index, f"event {i.event} is out of range; valid: 0..{limits.num_events - 1}"))
+    for index, i in flags:
+        if not 0 <= i.event < num_events:
+            found.append((index, f"event {i.event} is out of range; valid: 0..{num_events - 1}"))
         if i.src is i.dst:
             found.append((index, f"src and dst are both pipe {i.src.value}; use `barrier {i.src.value}` "
                                  "to order instructions within one pipe"))
         if not isinstance(i, WaitFlag):
             continue
-        seen[i.key] += 1
-        if sets[i.key] == 0:
-            found.append((index, f"waits on flag {_key(i.key)}, which no set_flag in this kernel sets; "
+        key = i.key
+        seen[key] += 1
+        if sets[key] == 0:
+            found.append((index, f"waits on flag {_key(key)}, which no set_flag in this kernel sets; "
                                  f"flags set: {', '.join(map(_key, sets)) or 'none'}"))
-        elif seen[i.key] > sets[i.key]:
-            found.append((index, f"flag {_key(i.key)} is set {sets[i.key]} time(s) but waited "
-                                 f"{waits[i.key]} times; a set releases one wait, so this one never fires"))
+        elif seen[key] > sets[key]:
+            found.append((index, f"flag {_key(key)} is set {sets[key]} time(s) but waited "
+                                 f"{waits[key]} times; a set releases one wait, so this one never fires"))
     return found
 
 
@@ -336,17 +339,23 @@ def problems(kernel: Kernel, tensors: Tensors, limits: CoreLimits) -> list[str]:
     declared = dict(tensors) if isinstance(tensors, Mapping) else {t.name: t for t in tensors}
     instrs = kernel.instructions
     found: list[tuple[int, str]] = []
-    seen: dict[Instruction, list[str]] = {}  # kernels repeat instructions: check each distinct one once
+    # Kernels repeat instructions: each distinct one is checked once, found by identity, else by value.
+    by_id: dict[int, list[str]] = {}
+    by_value: dict[Instruction, list[str]] = {}
     for index, instr in enumerate(instrs):
-        rule = RULES.get(type(instr))
-        if rule is None:
-            found.append((index, f"{type(instr).__name__} is not an ISA instruction; valid: "
-                                 f"{_names(c.__name__ for c in RULES)}"))
-            continue
-        own = seen.get(instr)
+        own = by_id.get(id(instr))
         if own is None:
-            own = seen[instr] = _instruction_problems(instr, rule, declared, limits)
-        found.extend((index, p) for p in own)
+            rule = RULES.get(type(instr))
+            if rule is None:
+                own = [f"{type(instr).__name__} is not an ISA instruction; valid: "
+                       f"{_names(c.__name__ for c in RULES)}"]
+            else:
+                own = by_value.get(instr)
+                if own is None:
+                    own = by_value[instr] = _instruction_problems(instr, rule, declared, limits)
+            by_id[id(instr)] = own
+        if own:
+            found.extend((index, p) for p in own)
     found.extend(_flag_problems(instrs, limits))
     found.sort(key=lambda item: item[0])  # stable: keeps each instruction's problems in check order
     return [_at(index, instrs[index], p) for index, p in found]

@@ -18,7 +18,10 @@ from isa.types import Pipe
 class Instruction:
     """Base of every instruction: pipe, regions read and written, and its text form."""
 
-    __slots__ = ()
+    # Instructions are dict keys on hot paths (static checks, cost caches): their hash is computed
+    # once and kept here. It is not a dataclass field, so it is neither compared nor pickled
+    # (str hashes differ between processes, so a pickled hash would be wrong where it lands).
+    __slots__ = ("_hash",)
     pipe: Pipe  # set as a class attribute, or a property where it depends on fields
 
     @property
@@ -320,8 +323,20 @@ class Barrier(Instruction):
         return Pipe.S if self.target is None else self.target
 
 
+def _cached_hash(self: Instruction) -> int:
+    try:
+        return self._hash  # type: ignore[no-any-return]
+    except AttributeError:
+        value = hash(tuple(getattr(self, name) for name in self.__match_args__))  # type: ignore[attr-defined]
+        object.__setattr__(self, "_hash", value)
+        return value
+
+
 VECTOR_CLASSES = (VecBinary, VecScalar, VecUnary, RowReduce, RowExpand, Cast, Dup, FillPad)
 SYNC_CLASSES = (SetFlag, WaitFlag, Barrier)
 ALL_CLASSES: tuple[type[Instruction], ...] = (
     Load, Move, Mmad, Fixpipe, Store, *VECTOR_CLASSES, *SYNC_CLASSES,
 )
+
+for _cls in ALL_CLASSES:
+    _cls.__hash__ = _cached_hash  # type: ignore[assignment,method-assign]

@@ -23,7 +23,18 @@ def execute(instr: Instruction, state: MachineState) -> None:
     """Apply one instruction to `state`: read its sources, compute, write its destination."""
     writes = instr.writes
     if writes:  # sync instructions write nothing and compute nothing
-        state.write(writes[0], semantics.compute(instr, [state.read(r) for r in instr.reads]))
+        state.write(writes[0], result(instr, state))
+
+
+def result(instr: Instruction, state: MachineState) -> np.ndarray:
+    """The value `instr` computes from the current state, independent of later changes to it.
+
+    Sources are read as views, without copies; only a result that is itself a view of them (a
+    load, move, store or copy passes its source through) is copied, so it keeps its value when
+    the sources change before it is written, as the timing engine needs.
+    """
+    value = semantics.compute(instr, [state.view(r) for r in instr.reads])
+    return value if value.flags.owndata else value.copy()
 
 
 def interpret(

@@ -24,14 +24,25 @@ so a read of never-written data shows up in the numbers instead of passing for z
 class CoreMemory:
     """The on-chip buffers of one core, one byte array per space the core has, poisoned at start."""
 
-    __slots__ = ("_buffers",)
+    __slots__ = ("_buffers", "_views")
 
     def __init__(self, limits: CoreLimits):
         self._buffers = {
             space: np.full(size, POISON_BYTE, dtype=np.uint8) for space, size in limits.capacity.items()
         }
+        # Typed views by tile object: kernels reuse a few dozen tiles, so each is bounds-checked and
+        # built once. Keyed by id, with the tile kept in the entry so the id cannot be reused.
+        self._views: dict[int, tuple[Tile, np.ndarray]] = {}
 
     def _view(self, tile: Tile) -> np.ndarray:
+        hit = self._views.get(id(tile))
+        if hit is not None and hit[0] is tile:
+            return hit[1]
+        view = self._make_view(tile)
+        self._views[id(tile)] = (tile, view)
+        return view
+
+    def _make_view(self, tile: Tile) -> np.ndarray:
         try:
             buffer = self._buffers[tile.space]
         except KeyError:
@@ -48,6 +59,10 @@ class CoreMemory:
     def read(self, tile: Tile) -> np.ndarray:
         """A copy of the tile's current value, of its dtype and shape."""
         return self._view(tile).copy()
+
+    def view(self, tile: Tile) -> np.ndarray:
+        """The tile's bytes as a typed, shaped array: it changes when the buffer does."""
+        return self._view(tile)
 
     def write(self, tile: Tile, value: np.ndarray) -> None:
         """Store `value` (already of the tile's dtype and shape) into the tile's bytes."""
@@ -101,13 +116,18 @@ class GlobalMemory:
         """A copy of the region's current value, [rows, cols] of the tensor's dtype."""
         return self._window(region).copy()
 
+    def view(self, region: GmRegion) -> np.ndarray:
+        """The region as a (strided) array over the tensor: it changes when the tensor does."""
+        return self._window(region)
+
     def write(self, region: GmRegion, value: np.ndarray) -> None:
         """Store `value` (already of the tensor's dtype and the region's shape) into the region."""
         np.copyto(self._window(region), value, casting="no")
 
-    def tensors(self) -> dict[str, np.ndarray]:
-        """A copy of every tensor in its declared shape, by name."""
-        return {name: m.reshape(self._tensors[name].shape).copy() for name, m in self._matrices.items()}
+    def tensors(self, copy: bool = True) -> dict[str, np.ndarray]:
+        """Every tensor in its declared shape, by name; copies unless the caller owns this GM."""
+        return {name: m.reshape(self._tensors[name].shape).copy() if copy else
+                m.reshape(self._tensors[name].shape) for name, m in self._matrices.items()}
 
 
 def _validated(tensor: Tensor, given: object) -> np.ndarray:
@@ -140,6 +160,12 @@ class MachineState:
         if isinstance(region, Tile):
             return self.core.read(region)
         return self.gm.read(region)
+
+    def view(self, region: Region) -> np.ndarray:
+        """A live view of a tile or a GM region (no copy)."""
+        if isinstance(region, Tile):
+            return self.core._view(region)
+        return self.gm._window(region)
 
     def write(self, region: Region, value: np.ndarray) -> None:
         """Store `value` into a tile or a GM region."""

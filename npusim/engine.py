@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import simpy
 
-from isa import semantics
 from isa.instructions import Barrier, SetFlag, WaitFlag
+from isa.interpret import result
 from isa.memory import MachineState
 from isa.program import Kernel, Tensor
 from isa.regions import Region
@@ -63,14 +63,13 @@ class PendingWrites:
 
 
 class _PipeState:
-    __slots__ = ("pipe", "queue", "done_at", "wake", "idle_waiter", "busy", "blocked", "finished")
+    __slots__ = ("pipe", "queue", "done_at", "wake", "busy", "blocked", "finished")
 
     def __init__(self, pipe: Pipe):
         self.pipe = pipe
         self.queue: deque[tuple[int, int]] = deque()  # (instruction index, issue cycle)
         self.done_at = 0  # latest completion cycle of any instruction started so far
         self.wake: simpy.Event | None = None  # the executor sleeps on this while its queue is empty
-        self.idle_waiter: simpy.Event | None = None  # barrier ALL waits for the executor to go idle
         self.busy = 0  # cycles of occupancy
         self.blocked = -1  # index of a wait_flag the pipe is blocked on
         self.finished = False
@@ -95,9 +94,10 @@ class CoreRun:
         self.released_by = array("i", [-1]) * n
         self._decode(tensors)
         self.issue_done = False
-        self.frontend_blocked = ""  # what the front-end waits on, for the deadlock report
-        self.space_waiter: simpy.Event | None = None
-        self.finish_cycle = 0
+        self._next = 0  # index of the next instruction to issue
+        self._clock = 0  # issue cycle of the last issued instruction (the front-end runs ahead)
+        self._blocked_on: _PipeState | None = None  # the pipe whose full queue stalls issue
+        self._barrier_pending = False  # a barrier ALL waits for every pipe to go idle
 
     def _decode(self, tensors: Mapping[str, Tensor]) -> None:
         """Everything the hot loops need per instruction, computed once (costs cached per instruction)."""
@@ -120,83 +120,106 @@ class CoreRun:
         self.nbytes, self.flops = array("q", nbytes), array("q", flops)
         self.pipe_of = [instr.pipe for instr in self.kernel.instructions]
 
-    def start_processes(self) -> simpy.Process:
-        """Start the front-end and one executor per pipe; returns the front-end process."""
+    def start_processes(self) -> None:
+        """Start one executor per pipe and issue what can be issued at the current cycle."""
         for p in PIPES:
             if p is not Pipe.S:
                 self.env.process(self._executor(self.pipes[p]))
-        return self.env.process(self._frontend())
+        self._clock = self.env.now
+        self._advance()
 
     # --- front-end ------------------------------------------------------------------------------
+    # The front-end is not a process: `_advance` issues in order until an instruction cannot issue
+    # yet, and whoever unblocks it calls `_advance` again (the executor that frees a queue slot, a
+    # flag's event, the last pipe to go idle before `barrier ALL`). A stall on a full queue ends at
+    # the first pop of that queue after it began, at max(the instruction's issue cycle, the pop): so
+    # no event is spent on the front-end unless it truly waits.
 
-    def _frontend(self):
-        env, instrs, kinds, pipes = self.env, self.kernel.instructions, self.kinds, self.pipes
+    def _advance(self) -> None:
+        kinds, pipes, pipe_of = self.kinds, self.pipes, self.pipe_of
         issue_cycles, depth = self.config.frontend.issue_cycles, self.config.frontend.queue_depth
-        flag_cycles = self.config.sync.flag_cycles
-        issue, start, end = self.issue, self.start, self.end
-        t = env.now
-        for idx in range(len(instrs)):
-            t += issue_cycles
-            issue[idx] = t
-            pipe = self.pipe_of[idx]
-            kind = kinds[idx]
+        issue, start, busy_end, end = self.issue, self.start, self.busy_end, self.end
+        n = len(kinds)
+        idx, t = self._next, self._clock
+        while idx < n:
+            t_issue = t + issue_cycles
+            pipe = pipe_of[idx]
             if pipe is not Pipe.S:
                 ps = pipes[pipe]
                 queue = ps.queue
                 if len(queue) >= depth:
-                    if t > env.now:
-                        yield env.timeout(t - env.now)
-                    while len(queue) >= depth:
-                        self.frontend_blocked = f"issue of instruction {idx} (the {pipe.value} queue is full)"
-                        self.space_waiter = env.event()
-                        yield self.space_waiter
-                    self.frontend_blocked = ""
-                    t = max(t, env.now)
-                    issue[idx] = t
-                queue.append((idx, t))
+                    self._next, self._clock, self._blocked_on = idx, t, ps
+                    return
+                issue[idx] = t_issue
+                queue.append((idx, t_issue))
                 if ps.wake is not None:
                     ps.wake.succeed()
                     ps.wake = None
+                idx, t = idx + 1, t_issue
                 continue
-            # Instructions on S run on the front-end itself, in order.
-            if t > env.now and kind in (_WAIT, _BARRIER_ALL):
-                yield env.timeout(t - env.now)
-            start[idx] = t
+            # Instructions on S run on the front-end itself.
+            kind = kinds[idx]
+            issue[idx] = start[idx] = t_issue
+            done = t_issue
             if kind == _SET:
-                self._set_flag(idx, t + flag_cycles)
+                self._set_flag(idx, t_issue + self.config.sync.flag_cycles, t_issue)
             elif kind == _WAIT:
-                self.frontend_blocked = f"instruction {idx} `{instrs[idx]}`"
-                t = yield from self._wait_flag(idx)
-                self.frontend_blocked = ""
+                got = self.flags.wait(self.kernel.instructions[idx].key)
+                if isinstance(got, simpy.Event):
+                    self._next, self._clock = idx, t
+                    got.callbacks.append(self._on_frontend_flag)
+                    return
+                self.released_by[idx] = got[1]
+                done = max(t_issue, got[0])
             elif kind == _BARRIER_ALL:
-                for ps in pipes.values():
-                    # An executor is idle when it sleeps on an empty queue (or has finished).
-                    while ps.pipe is not Pipe.S and ps.wake is None and not ps.finished:
-                        self.frontend_blocked = f"barrier ALL at instruction {idx} (draining {ps.pipe.value})"
-                        ps.idle_waiter = env.event()
-                        yield ps.idle_waiter
-                self.frontend_blocked = ""
-                drained = max(ps.done_at for ps in pipes.values())
-                if drained > env.now:
-                    yield env.timeout(drained - env.now)
-                t = env.now
-            self.busy_end[idx] = end[idx] = t
+                if not self._all_idle():
+                    self._next, self._clock, self._barrier_pending = idx, t, True
+                    return
+                done = max(t_issue, *(ps.done_at for ps in pipes.values()))
+            busy_end[idx] = end[idx] = done
+            idx, t = idx + 1, done
+        self._next, self._clock = idx, t
         self.issue_done = True
         for ps in pipes.values():
             if ps.wake is not None:
                 ps.wake.succeed()
                 ps.wake = None
 
+    def _on_frontend_flag(self, event: simpy.Event) -> None:
+        idx = self._next
+        t_issue = self._clock + self.config.frontend.issue_cycles
+        visible_at, setter = event.value
+        self.released_by[idx] = setter
+        self.issue[idx] = self.start[idx] = t_issue
+        self.busy_end[idx] = self.end[idx] = self._clock = max(t_issue, visible_at)
+        self._next = idx + 1
+        self._advance()
+
+    def _all_idle(self) -> bool:
+        """Every executor sleeps on an empty queue or has finished (S has no executor)."""
+        return all(ps.wake is not None or ps.finished for p, ps in self.pipes.items() if p is not Pipe.S)
+
+    def _on_pipe_idle(self) -> None:
+        if self._barrier_pending and self._all_idle():
+            self._barrier_pending = False
+            idx = self._next
+            t_issue = self._clock + self.config.frontend.issue_cycles
+            self.issue[idx] = self.start[idx] = t_issue
+            done = max(t_issue, *(ps.done_at for ps in self.pipes.values()))
+            self.busy_end[idx] = self.end[idx] = self._clock = done
+            self._next = idx + 1
+            self._advance()
+
     # --- flags ------------------------------------------------------------------------------------
 
-    def _set_flag(self, idx: int, visible_at: int) -> None:
+    def _set_flag(self, idx: int, visible_at: int, now: int) -> None:
         instr = self.kernel.instructions[idx]
         earlier = self.flags.set(instr.key, visible_at, idx)
         if earlier >= 0:
             first = self.kernel.instructions[earlier]
             raise SyncError(
                 f"core {self.name}, kernel {self.kernel.name}: instruction {idx} `{instr}` sets flag "
-                f"({instr.src.value} -> {instr.dst.value}, event {instr.event}) at cycle {self.env.now} "
+                f"({instr.src.value} -> {instr.dst.value}, event {instr.event}) at cycle {now} "
                 f"while the set by instruction {earlier} `{first}` is still unconsumed; hardware forbids "
                 f"a second set before a wait_flag takes the first"
             )
@@ -224,14 +247,14 @@ class CoreRun:
         queue = ps.queue
         while True:
             if not queue:
-                if ps.idle_waiter is not None:
-                    ps.idle_waiter.succeed()
-                    ps.idle_waiter = None
                 if self.issue_done:
                     ps.finished = True
+                    self._on_pipe_idle()
                     return
-                ps.wake = env.event()
-                yield ps.wake
+                wake = ps.wake = env.event()
+                if self._barrier_pending:  # may issue more (and trigger `wake`) before we sleep
+                    self._on_pipe_idle()
+                yield wake
                 continue
             idx, issued = queue[0]
             now = env.now
@@ -239,9 +262,10 @@ class CoreRun:
                 yield env.timeout(issued - now)
                 now = issued
             queue.popleft()
-            if self.space_waiter is not None:
-                self.space_waiter.succeed()
-                self.space_waiter = None
+            if self._blocked_on is ps:  # the front-end stalled on this full queue: issue resumes now
+                self._blocked_on = None
+                self._clock = max(self._clock, now - self.config.frontend.issue_cycles)
+                self._advance()
             start[idx] = now
             kind = kinds[idx]
             if kind == _OP:
@@ -255,15 +279,14 @@ class CoreRun:
                 if state is not None:
                     instr = instrs[idx]
                     writes.flush(now)
-                    value = semantics.compute(instr, [state.read(r) for r in instr.reads])
-                    writes.push(done, state, instr.writes[0], value)
+                    writes.push(done, state, instr.writes[0], result(instr, state))
                 if occ:
                     yield env.timeout(occ)
             elif kind == _SET:
                 fire = max(now, ps.done_at) + flag_cycles
                 busy_end[idx] = now
                 end[idx] = fire
-                self._set_flag(idx, fire)
+                self._set_flag(idx, fire, now)
             elif kind == _WAIT:
                 ps.blocked = idx
                 released = yield from self._wait_flag(idx)
@@ -285,7 +308,14 @@ class CoreRun:
         instrs = self.kernel.instructions
         lines = [f"core {self.name}, kernel {self.kernel.name}:"]
         if not self.issue_done:
-            lines.append(f"  front-end (S) waits on {self.frontend_blocked or 'a pipe'}")
+            at = f"instruction {self._next} `{instrs[self._next]}`"
+            if self._blocked_on is not None:
+                why = f"issue of {at}: the {self._blocked_on.pipe.value} queue is full"
+            elif self._barrier_pending:
+                why = f"{at}: pipes still busy"
+            else:
+                why = at
+            lines.append(f"  front-end (S) waits on {why}")
         for p, ps in self.pipes.items():
             if p is Pipe.S:
                 continue

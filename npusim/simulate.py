@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import numpy as np
 import simpy
@@ -23,6 +25,20 @@ class DeadlockError(SyncError):
     """Nothing can advance but instructions remain: the message says who waits on what."""
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a big program is hundreds of thousands of objects, and the
+    run allocates many small ones, so each collection would walk the whole program again. The run
+    makes few cycles; they are collected once the collector resumes."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def simulate(
     program: Program | Kernel,
     config: HardwareConfig | None = None,
@@ -38,7 +54,12 @@ def simulate(
     them, for studying what a broken kernel does), SyncError if a flag is set twice, DeadlockError
     if the kernel can never finish.
     """
-    config = config or load_preset()
+    with _gc_paused():
+        return _simulate(program, config or load_preset(), inputs, numerics, check)
+
+
+def _simulate(program: Program | Kernel, config: HardwareConfig, inputs: Mapping[str, np.ndarray] | None,
+              numerics: bool, check: bool) -> Result:
     if isinstance(program, Kernel):
         if any(isinstance(r, GmRegion) for i in program.instructions for r in (*i.reads, *i.writes)):
             raise IsaError(f"kernel {program.name} addresses GM, so it needs its tensors: "
@@ -67,7 +88,7 @@ def simulate(
             if writes is not None:
                 writes.flush_all()
             traces.append(_trace(run, first, last))
-    return Result(program, config, env.now, tuple(traces), gm.tensors() if gm is not None else None)
+    return Result(program, config, env.now, tuple(traces), gm.tensors(copy=False) if gm is not None else None)
 
 
 def _trace(run: CoreRun, first: int, last: int) -> KernelTrace:

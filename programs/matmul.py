@@ -50,7 +50,12 @@ def gemm_kernel(name: str, tiles: Iterable[tuple[int, int]], m: int, n: int, k: 
     l1_a = [0, a_bytes + b_bytes]  # L1 buffer i holds A then B
     l0c_bytes = tm * tn * 4
     body: list[Instruction] = []
-    emit = body.append
+    pool: dict[Instruction, Instruction] = {}
+
+    def emit(instr: Instruction) -> None:
+        # Equal instructions share one object: a long kernel repeats a few dozen distinct moves,
+        # mmads and flags, so this keeps its memory small and lets lookups hit by identity.
+        body.append(pool.setdefault(instr, instr))
 
     def flag(src: Pipe, dst: Pipe, event: int, set_: bool) -> None:
         emit(SetFlag(src, dst, event) if set_ else WaitFlag(src, dst, event))
