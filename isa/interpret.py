@@ -23,15 +23,17 @@ def execute(instr: Instruction, state: MachineState) -> None:
     """Apply one instruction to `state`: read its sources, compute, write its destination."""
     writes = instr.writes
     if writes:  # sync instructions write nothing and compute nothing
-        state.write(writes[0], result(instr, state))
+        # Written at once, so a result that is a view of its sources needs no copy (numpy copies
+        # through a temporary when source and destination overlap).
+        state.write(writes[0], semantics.compute(instr, [state.view(r) for r in instr.reads]))
 
 
 def result(instr: Instruction, state: MachineState) -> np.ndarray:
-    """The value `instr` computes from the current state, independent of later changes to it.
+    """The value `instr` computes now, kept intact for a caller that writes it later.
 
-    Sources are read as views, without copies; only a result that is itself a view of them (a
-    load, move, store or copy passes its source through) is copied, so it keeps its value when
-    the sources change before it is written, as the timing engine needs.
+    The timing engine computes at an instruction's start and writes at its completion. Sources are
+    read as views; only a result that is itself a view of them (a load, move, store or copy passes
+    its source through) is copied, so it keeps its value if the sources change meanwhile.
     """
     value = semantics.compute(instr, [state.view(r) for r in instr.reads])
     return value if value.flags.owndata else value.copy()

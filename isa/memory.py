@@ -94,7 +94,10 @@ class GlobalMemory:
                     f"pass it as inputs[{name!r}]"
                 )
             else:
-                array = np.zeros(tensor.shape, dtype=tensor.dtype.np)
+                # Zeroed now, in one sequential pass: np.zeros maps pages lazily, and tile-sized
+                # writes scattered over a large output would then fault on every row they touch.
+                array = np.empty(tensor.shape, dtype=tensor.dtype.np)
+                array.fill(0)
             self._matrices[name] = array.reshape(tensor.matrix_shape)
 
     def _window(self, region: GmRegion) -> np.ndarray:
