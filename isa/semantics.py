@@ -10,9 +10,11 @@ correctly synchronised program gives bit-identical results in both):
 - load / move / store: copy; `transpose` gives the source's transpose.
 - fixpipe: the source (fp32 or int32 from L0C) converted to the destination dtype by the cast
   rule below (fp32 -> fp16/bf16 rounds to nearest even; same dtype is a copy).
-- mmad: fp16/bf16 inputs are multiplied and summed in float64 (every product is exact), the old
-  destination is added when `accumulate`, then the sum is rounded ONCE to the destination (fp32).
-  int8 inputs accumulate in int64 and wrap to int32.
+- mmad: fp32 accumulation, as on the cube. fp16/bf16/fp32 inputs are widened to fp32 (products of
+  fp16/bf16 values are exact there), summed over K in fp32, in the order of the host's sgemm (so
+  results are bit-identical on one machine and may differ in the last bits between BLAS builds),
+  and with `accumulate` the old fp32 C is added, rounding once more. int8 inputs accumulate in
+  int64 and wrap to int32.
 - Element-wise vector ops (vadd vsub vmul vdiv vmax vmin, vadds vmuls vmaxs vmins, vexp, the
   rowexpand family): fp16/bf16 tiles compute in float32 and round to nearest even (for + - * /
   this equals the correctly rounded result: fp32 has at least 2p+2 bits of fp16/bf16's p);
@@ -144,10 +146,14 @@ def _fixpipe(instr: Fixpipe, sources: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _mmad(instr: Mmad, sources: Sequence[np.ndarray]) -> np.ndarray:
-    wide = _F64 if instr.a.dtype.is_float else _I64
-    acc = sources[0].astype(wide) @ sources[1].astype(wide)
+    if instr.a.dtype.is_float:
+        # fp32 multiply-accumulate, as the cube does: products of fp16/bf16 values are exact in fp32,
+        # the K-sum rounds in fp32 (in the order of the host's sgemm), then the old C is added.
+        product = sources[0].astype(_F32) @ sources[1].astype(_F32)
+        return product + sources[2] if instr.accumulate else product
+    acc = sources[0].astype(_I64) @ sources[1].astype(_I64)
     if instr.accumulate:
-        acc += sources[2].astype(wide)
+        acc += sources[2].astype(_I64)
     # int64 -> int32 by astype wraps (two's complement), as the int32 accumulator does.
     return acc.astype(instr.dst.dtype.np)
 

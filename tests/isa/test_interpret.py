@@ -244,9 +244,10 @@ def test_interpret_matmul_kernel_matches_torch() -> None:
     rng = np.random.default_rng(3)
     q, kt = rand_bf16(rng, (m, k)), rand_bf16(rng, (n, k))
     out = interpret(matmul_program(m, k, n), {"q": q, "kt": kt}, limits())
-    tq, tk = bf16_to_torch(q).double(), bf16_to_torch(kt).double().T
-    first = (tq[:, : k // 2] @ tk[: k // 2]).float()  # rounded to fp32 in L0C between the chunks
-    want = (tq[:, k // 2 :] @ tk[k // 2 :] + first.double()).float()
+    tq, tk = bf16_to_torch(q).float(), bf16_to_torch(kt).float().T
+    q32, k32 = q.astype(np.float32), kt.astype(np.float32).T
+    first = q32[:, : k // 2] @ k32[: k // 2]  # fp32 GEMM per chunk; L0C holds fp32 between them
+    want = torch.from_numpy(q32[:, k // 2 :] @ k32[k // 2 :] + first)
     assert torch.equal(torch.from_numpy(out["out"]), want)
     assert torch.equal(bf16_to_torch(out["out16"]), want.to(torch.bfloat16))
     torch.testing.assert_close(torch.from_numpy(out["out"]), (tq.float() @ tk.float()), rtol=1e-5, atol=1e-5)
