@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from isa.instructions import Barrier, SetFlag, WaitFlag
+from isa.instructions import Barrier, Instruction, SetFlag, WaitFlag
 from isa.interpret import result
 from isa.memory import MachineState
 from isa.program import Kernel, Tensor
@@ -100,25 +100,32 @@ class CoreRun:
         self._barrier_pending = False  # a barrier ALL waits for every pipe to go idle
 
     def _decode(self, tensors: Mapping[str, Tensor]) -> None:
-        """Everything the hot loops need per instruction, computed once (costs cached per instruction)."""
-        cache: dict[Any, Any] = {}
-        kinds, occupancy, latency, nbytes, flops = [], [], [], [], []
+        """Everything the hot loops need per instruction, worked out once per distinct instruction."""
+        by_id: dict[int, tuple[Any, ...]] = {}
+        by_value: dict[Instruction, tuple[Any, ...]] = {}
+        rows = []
         for instr in self.kernel.instructions:
-            kind = _KINDS.get(type(instr), _OP)
-            if kind == _BARRIER and instr.target is None:
-                kind = _BARRIER_ALL
-            c = cache.get(instr)
-            if c is None:
-                c = cache[instr] = cost(instr, self.config, tensors)
-            kinds.append(kind)
-            occupancy.append(c.occupancy)
-            latency.append(c.latency)
-            nbytes.append(c.bytes)
-            flops.append(c.flops)
+            row = by_id.get(id(instr))
+            if row is None:
+                row = by_value.get(instr)
+                if row is None:
+                    row = by_value[instr] = self._decode_one(instr, tensors)
+                by_id[id(instr)] = row
+            rows.append(row)
+        kinds, occupancy, latency, nbytes, flops, pipes, keys = zip(*rows, strict=True) if rows else ((),) * 7
         self.kinds = array("b", kinds)
         self.occupancy, self.latency = array("q", occupancy), array("q", latency)
         self.nbytes, self.flops = array("q", nbytes), array("q", flops)
-        self.pipe_of = [instr.pipe for instr in self.kernel.instructions]
+        self.pipe_of: list[Pipe] = list(pipes)
+        self.keys: list[Any] = list(keys)  # the flag of each set_flag / wait_flag, else None
+
+    def _decode_one(self, instr: Instruction, tensors: Mapping[str, Tensor]) -> tuple[Any, ...]:
+        kind = _KINDS.get(type(instr), _OP)
+        if kind == _BARRIER and instr.target is None:  # type: ignore[attr-defined]
+            kind = _BARRIER_ALL
+        c = cost(instr, self.config, tensors)
+        key = instr.key if kind in (_SET, _WAIT) else None  # type: ignore[attr-defined]
+        return (kind, c.occupancy, c.latency, c.bytes, c.flops, instr.pipe, key)
 
     def start_processes(self) -> None:
         """Start one executor per pipe and issue what can be issued at the current cycle."""
@@ -162,9 +169,11 @@ class CoreRun:
             issue[idx] = start[idx] = t_issue
             done = t_issue
             if kind == _SET:
-                self._set_flag(idx, t_issue + self.config.sync.flag_cycles, t_issue)
+                earlier = self.flags.set(self.keys[idx], t_issue + self.config.sync.flag_cycles, idx)
+                if earlier >= 0:
+                    self._double_set(idx, earlier, t_issue)
             elif kind == _WAIT:
-                got = self.flags.wait(self.kernel.instructions[idx].key)
+                got = self.flags.wait(self.keys[idx])
                 if isinstance(got, simpy.Event):
                     self._next, self._clock = idx, t
                     got.callbacks.append(self._on_frontend_flag)
@@ -212,29 +221,15 @@ class CoreRun:
 
     # --- flags ------------------------------------------------------------------------------------
 
-    def _set_flag(self, idx: int, visible_at: int, now: int) -> None:
-        instr = self.kernel.instructions[idx]
-        earlier = self.flags.set(instr.key, visible_at, idx)
-        if earlier >= 0:
-            first = self.kernel.instructions[earlier]
-            raise SyncError(
-                f"core {self.name}, kernel {self.kernel.name}: instruction {idx} `{instr}` sets flag "
-                f"({instr.src.value} -> {instr.dst.value}, event {instr.event}) at cycle {now} "
-                f"while the set by instruction {earlier} `{first}` is still unconsumed; hardware forbids "
-                f"a second set before a wait_flag takes the first"
-            )
-
-    def _wait_flag(self, idx: int):
-        """Block until the flag of wait_flag `idx` is visible; returns that cycle."""
-        instr = self.kernel.instructions[idx]
-        got = self.flags.wait(instr.key)
-        if isinstance(got, simpy.Event):
-            got = yield got
-        visible_at, setter = got
-        self.released_by[idx] = setter
-        if visible_at > self.env.now:
-            yield self.env.timeout(visible_at - self.env.now)
-        return self.env.now
+    def _double_set(self, idx: int, earlier: int, now: int) -> None:
+        instr, first = self.kernel.instructions[idx], self.kernel.instructions[earlier]
+        src, dst, event = self.keys[idx]
+        raise SyncError(
+            f"core {self.name}, kernel {self.kernel.name}: instruction {idx} `{instr}` sets flag "
+            f"({src.value} -> {dst.value}, event {event}) at cycle {now} while the set by instruction "
+            f"{earlier} `{first}` is still unconsumed; hardware forbids a second set before a "
+            f"wait_flag takes the first"
+        )
 
     # --- pipe executors ---------------------------------------------------------------------------
 
@@ -244,6 +239,7 @@ class CoreRun:
         start, busy_end, end = self.start, self.busy_end, self.end
         flag_cycles = self.config.sync.flag_cycles
         state, writes = self.state, self.writes
+        flags, keys, released_by = self.flags, self.keys, self.released_by
         queue = ps.queue
         while True:
             if not queue:
@@ -286,12 +282,21 @@ class CoreRun:
                 fire = max(now, ps.done_at) + flag_cycles
                 busy_end[idx] = now
                 end[idx] = fire
-                self._set_flag(idx, fire, now)
+                earlier = flags.set(keys[idx], fire, idx)
+                if earlier >= 0:
+                    self._double_set(idx, earlier, now)
             elif kind == _WAIT:
-                ps.blocked = idx
-                released = yield from self._wait_flag(idx)
-                ps.blocked = -1
-                busy_end[idx] = end[idx] = released
+                got = flags.wait(keys[idx])
+                if type(got) is not tuple:  # not set yet: sleep until a set_flag hands it over
+                    ps.blocked = idx
+                    got = yield got
+                    ps.blocked = -1
+                    now = env.now
+                visible_at, released_by[idx] = got
+                if visible_at > now:
+                    yield env.timeout(visible_at - now)
+                    now = visible_at
+                busy_end[idx] = end[idx] = now
             else:  # barrier on this pipe: later instructions wait for every earlier one to complete
                 if ps.done_at > now:
                     yield env.timeout(ps.done_at - now)
