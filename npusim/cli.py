@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,14 @@ from isa.check import check_program
 from isa.errors import IsaError
 from isa.program import Program, Role
 from isa.types import dtype_of
-from npusim.config import ConfigError, HardwareConfig, available_presets, load_preset, parse_override
+from npusim.config import (
+    ConfigError,
+    HardwareConfig,
+    available_presets,
+    keys,
+    load_preset,
+    parse_override,
+)
 from npusim.inputs import load_inputs, random_inputs
 from npusim.results import Result
 from npusim.simulate import simulate
@@ -53,7 +61,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="value of an input tensor from a .npy file (repeatable)")
     asm.add_argument("--seed", type=int, default=0, help="seed of the inputs not given (default: 0)")
     _add_hardware_options(asm)
-    _command(sub, "presets", "list the hardware presets", "npusim presets")
+    presets = _command(sub, "presets", "list the hardware presets, or one preset's keys and values",
+                       "npusim presets --keys --preset 910b3")
+    presets.add_argument("--keys", action="store_true", help="print every key of --preset with its value")
+    presets.add_argument("--preset", default="910b2", help="preset for --keys (default: 910b2)")
     _command(sub, "programs", "list the programs `npusim run` knows", "npusim programs")
     return parser
 
@@ -65,15 +76,13 @@ def _config(args: argparse.Namespace) -> HardwareConfig:
     return config
 
 
-def _prepare(program: Program, args: argparse.Namespace) -> HardwareConfig:
-    config = _config(args)
+def _prepare(program: Program, config: HardwareConfig, args: argparse.Namespace) -> None:
     check_program(program, config.core_limits())
     count = sum(len(k) for k in program.kernels)
     print(f"preset {config.name}; static checks passed "
           f"({len(program.kernels)} kernel(s), {count} instructions)")
     if args.listing:
         print("\n" + format_program(program))
-    return config
 
 
 def _describe(name: str, value: np.ndarray) -> str:
@@ -95,9 +104,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from programs import registry  # the CLI is the one place npusim loads programs
 
     workload = registry.get(args.program)
+    config = _config(args)
     print(f"{workload.name}: {workload.summary}")
     program = workload.build()
-    config = _prepare(program, args)
+    _prepare(program, config, args)
     values = workload.inputs(args.seed)
     result = simulate(program, config, inputs=values, check=False)  # checked just above
     _report_timing(result)
@@ -120,7 +130,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_asm(args: argparse.Namespace) -> int:
     program = load_program(args.file)
-    config = _prepare(program, args)
+    config = _config(args)
+    _prepare(program, config, args)
     given = load_inputs(program, args.inputs)
     values = {**random_inputs(program, args.seed, skip=given), **given}
     result = simulate(program, config, inputs=values, check=False)  # checked just above
@@ -134,6 +145,11 @@ def _cmd_asm(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
+    if args.keys:
+        config = load_preset(args.preset)
+        for key in keys():
+            print(f"{key} = {config.get(key)!r}")
+        return 0
     for name in available_presets():
         print(f"{name:<10} {load_preset(name).description}")
     return 0
@@ -155,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
+    except BrokenPipeError:  # output piped into a reader that stopped early, e.g. `| head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit, to swallow the flush
+        return 0
     except (IsaError, ConfigError, KeyError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"npusim: error: {message}", file=sys.stderr)

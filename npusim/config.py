@@ -8,6 +8,7 @@ of the right type; unknown keys are errors that list the valid ones. Overrides u
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -191,10 +192,10 @@ class HardwareConfig:
             table = data
             for part in path:
                 if not isinstance(table.get(part), dict):
-                    raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(keys())}")
+                    raise _unknown_key(key)
                 table = table[part]
             if leaf not in table or isinstance(table[leaf], dict):
-                raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(keys())}")
+                raise _unknown_key(key)
             table[leaf] = value
         return _build(HardwareConfig, data, "override")
 
@@ -203,9 +204,20 @@ class HardwareConfig:
         value: Any = self
         for part in key.split("."):
             if not dataclasses.is_dataclass(value) or not hasattr(value, part):
-                raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(keys())}")
+                raise _unknown_key(key)
             value = getattr(value, part)
         return value
+
+
+def _unknown_key(key: str) -> ConfigError:
+    """An error for an unknown dotted key: the closest valid keys, or those of its section."""
+    valid = keys()
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+    section = key.split(".", 1)[0] + "."
+    near = close or [k for k in valid if k.startswith(section)] or valid
+    hint = "did you mean" if close else "valid keys"
+    return ConfigError(f"unknown config key {key!r}; {hint}: {', '.join(near)} "
+                       f"(`npusim presets --keys` lists them all)")
 
 
 def keys(cls: type = HardwareConfig, prefix: str = "") -> list[str]:
@@ -220,6 +232,18 @@ def keys(cls: type = HardwareConfig, prefix: str = "") -> list[str]:
     return out
 
 
+# Fields that must be strictly positive (everything numeric must at least not be negative): sizes,
+# rates and counts a division or a loop depends on. Zero is meaningful for the others (no latency,
+# no path: fixpipe.l0c_to_ub_bytes_per_cycle = 0 on split cores, no vector cores on a coupled chip).
+_POSITIVE = frozenset({
+    "clock_ghz", "cube_cores", "queue_depth", "l1_bytes", "l0a_bytes", "l0b_bytes", "l0c_bytes", "ub_bytes",
+    "l1_align", "l0a_align", "l0b_align", "l0c_align", "ub_align", "event_ids", "gm_to_l1_bytes_per_cycle",
+    "gm_to_ub_bytes_per_cycle", "burst_bytes", "l1_to_l0a_bytes_per_cycle", "l1_to_l0b_bytes_per_cycle",
+    "ub_to_gm_bytes_per_cycle", "l0c_to_gm_bytes_per_cycle", "m0", "n0", "k0_bytes", "bytes_per_repeat",
+    "bandwidth_gbps", "capacity_bytes", "line_bytes",
+})
+
+
 def _check_scalar(value: Any, t: type, where: str) -> Any:
     if t is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -231,6 +255,8 @@ def _check_scalar(value: Any, t: type, where: str) -> Any:
         raise ConfigError(f"{where} must be true or false, got {value!r}")
     if t in (int, float) and value < 0:
         raise ConfigError(f"{where} must not be negative, got {value!r}")
+    if t in (int, float) and value == 0 and where.rsplit(": ", 1)[-1] in _POSITIVE:
+        raise ConfigError(f"{where} must be positive, got {value!r}")
     return value
 
 

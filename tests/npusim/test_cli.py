@@ -65,3 +65,10 @@ def test_help_shows_an_example(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     assert "example:" in capsys.readouterr().out
+
+
+def test_presets_keys_lists_every_key_with_its_value(capsys):
+    assert main(["presets", "--keys", "--preset", "910b3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "chip.cube_cores = 20" in lines and "mte2.gm_to_l1_bytes_per_cycle = 160.0" in lines
+    assert len(lines) == len(__import__("npusim.config").config.keys())

@@ -43,7 +43,7 @@ def test_replace_by_dotted_name_and_errors():
     config = load_preset("910b2")
     bigger = config.replace({"buffers.ub_bytes": 262144})
     assert bigger.buffers.ub_bytes == 262144 and config.buffers.ub_bytes == 196608
-    with pytest.raises(ConfigError, match="unknown config key 'buffers.ub'; valid keys: .*buffers.ub_bytes"):
+    with pytest.raises(ConfigError, match="unknown config key 'buffers.ub'; did you mean: buffers.ub_bytes"):
         config.replace({"buffers.ub": 1})
     with pytest.raises(ConfigError, match="clock_ghz must be a number, got 'fast'"):
         config.replace({"clock_ghz": "fast"})
@@ -51,6 +51,11 @@ def test_replace_by_dotted_name_and_errors():
         config.replace({"buffers.l1_bytes": 1.5})
     with pytest.raises(ConfigError, match="must not be negative"):
         config.replace({"buffers.l1_bytes": -1})
+    with pytest.raises(ConfigError, match=r"\[frontend\]: queue_depth must be positive, got 0"):
+        config.replace({"frontend.queue_depth": 0})
+    assert config.replace({"sync.flag_cycles": 0}).sync.flag_cycles == 0  # zero is a valid latency
+    with pytest.raises(ConfigError, match=r"valid keys: mte2.latency_cycles, .*mte2.row_cycles \("):
+        config.replace({"mte2.nope": 1})  # nothing close: the section's keys
 
 
 def test_parse_override_types_values_from_text():
