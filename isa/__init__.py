@@ -25,13 +25,13 @@ from isa.instructions import (
     WaitFlag,
 )
 from isa.limits import CoreLimits
-from isa.program import Kernel, Program, Role, Tensor
+from isa.program import CoreKind, Kernel, Program, Role, Task, Tensor
 from isa.regions import GmRegion, Region, Tile
 from isa.types import DType, Pipe, Space
 
 __all__ = [
-    "Barrier", "BinaryOp", "Cast", "CoreLimits", "DType", "Dup", "FillPad", "Fixpipe", "GmRegion",
+    "Barrier", "BinaryOp", "Cast", "CoreKind", "CoreLimits", "DType", "Dup", "FillPad", "Fixpipe", "GmRegion",
     "Instruction", "Kernel", "Load", "Mmad", "Move", "Pipe", "Program", "ReduceOp", "Region", "Role",
-    "RowExpand", "RowExpandOp", "RowReduce", "ScalarOp", "SetFlag", "Space", "Store", "Tensor", "Tile",
-    "UnaryOp", "VecBinary", "VecScalar", "VecUnary", "WaitFlag",
+    "RowExpand", "RowExpandOp", "RowReduce", "ScalarOp", "SetFlag", "Space", "Store", "Task", "Tensor",
+    "Tile", "UnaryOp", "VecBinary", "VecScalar", "VecUnary", "WaitFlag",
 ]

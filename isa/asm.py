@@ -2,7 +2,7 @@
 
 A file holds directives and instructions, one per line; `#` starts a comment:
 
-    .kernel tile_matmul                       # starts a kernel; instructions follow
+    .kernel tile_matmul cube                  # starts a kernel (a task): name, core kind (optional)
     .tensor q bf16[16,128] input              # a GM tensor: name, dtype[shape], role
         load     L1[0x0000] bf16[16,128] <- GM:q[0:16, 0:128] bf16
         set_flag MTE2 MTE1 0
@@ -48,7 +48,7 @@ from isa.instructions import (
     VecUnary,
     WaitFlag,
 )
-from isa.program import Kernel, Program, Role, Tensor
+from isa.program import CoreKind, Kernel, Program, Role, Task, Tensor
 from isa.regions import GmRegion, Tile
 from isa.types import DType, Pipe, Space
 
@@ -154,6 +154,7 @@ _SPACES = {s.value: s for s in Space if s is not Space.GM}
 _DTYPES = {d.value: d for d in DType}
 _PIPES = {p.value: p for p in Pipe}
 _ROLES = {r.value: r for r in Role}
+_KINDS = {k.value: k for k in CoreKind}
 
 
 def _fmt_tile(t: Tile) -> str:
@@ -382,9 +383,12 @@ def format_program(program: Program) -> str:
     """The text of a whole program: its tensors, then each kernel and its instructions."""
     lines = [f".program {program.name}"]
     lines += [format_tensor(t) for t in program.tensors]
-    for kernel in program.kernels:
-        lines.append(f".kernel {kernel.name}")
-        lines += ["    " + format_instruction(i) for i in kernel.instructions]
+    for task in program.tasks:
+        if task.name != task.kernel.name:
+            raise ValueError(f"task {task.name} runs kernel {task.kernel.name}: the text form names a "
+                             f"task by its kernel, so the two names must be equal")
+        lines.append(f".kernel {task.name} {task.kind.value}")
+        lines += ["    " + format_instruction(i) for i in task.kernel.instructions]
     return "\n".join(lines) + "\n"
 
 
@@ -408,7 +412,7 @@ def parse_program(text: str, source: str = "<asm>") -> Program:
     """
     name = Path(source).stem if source != "<asm>" else ""
     tensors: list[Tensor] = []
-    kernels: list[tuple[str, list[Instruction]]] = []
+    kernels: list[tuple[str, CoreKind | None, list[Instruction]]] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         body = _strip_comment(raw)
         if not body.strip():
@@ -425,19 +429,25 @@ def parse_program(text: str, source: str = "<asm>") -> Program:
                 tensors.append(tensor)
             else:
                 label = ln.name(f"a {directive} name")
+                kind = None
+                if directive == "kernel" and ln.peek().kind != "end":
+                    kind = ln.choice(_KINDS, "the kind of core that runs it")
                 ln.done()
                 if directive == "program":
                     name = label
                 else:
-                    kernels.append((label, []))
+                    kernels.append((label, kind, []))
             continue
         if not kernels:
             ln.fail("an instruction before any `.kernel NAME` directive; start a kernel first")
-        kernels[-1][1].append(_parse_instruction_line(ln))
+        kernels[-1][2].append(_parse_instruction_line(ln))
     if not kernels:
         raise AsmError("no `.kernel NAME` directive: the file declares no kernel", 1, 1, source)
-    return Program(name or kernels[0][0], tuple(tensors),
-                   tuple(Kernel(k, tuple(body)) for k, body in kernels))
+    tasks = tuple(Task.of(Kernel(k, tuple(body)), kind=kind) for k, kind, body in kernels)
+    try:
+        return Program(name or kernels[0][0], tuple(tensors), tasks)
+    except ValueError as err:  # e.g. two kernels with one name
+        raise AsmError(str(err), 1, 1, source) from None
 
 
 def load_program(path: str | Path) -> Program:

@@ -38,9 +38,9 @@ from isa.instructions import (
     WaitFlag,
 )
 from isa.limits import CoreLimits
-from isa.program import Kernel, Program, Tensor
+from isa.program import CoreKind, Kernel, Program, Tensor
 from isa.regions import GmRegion, Region, Tile
-from isa.types import DType, Space
+from isa.types import DType, Pipe, Space
 
 VEC_FLOAT = (DType.FP16, DType.FP32)
 VEC_ARITH = (DType.FP16, DType.FP32, DType.INT32)
@@ -73,7 +73,7 @@ def _tile_problems(name: str, tile: Tile, limits: CoreLimits) -> list[str]:
     space = tile.space.value
     if tile.space not in limits.capacity:
         where = "GM, which holds tensor regions, not tiles" if tile.space is Space.GM else space
-        return [f"{name} is a tile in {where}; this core's buffers are {_names(limits.capacity)}"]
+        return [f"{name} is a tile in {where}; {limits.name} has buffers {_names(limits.capacity)}"]
     if len(tile.shape) != 2 or min(tile.shape) <= 0:
         return [f"{name} shape {_shape(tile.shape)} must be [rows, cols] with both positive"]
     found = []
@@ -369,6 +369,11 @@ def _instruction_problems(instr: Instruction, rule: Callable[[Any], list[str | N
                 else _gm_problems(name, region, declared))
     own += [p for p in rule(instr) if p is not None]
     own += _overlap_problems(instr)
+    used = (instr.src, instr.dst) if isinstance(instr, SetFlag | WaitFlag) else (instr.pipe,)
+    for pipe in dict.fromkeys(used):
+        if pipe not in limits.pipes:
+            have = ", ".join(p.value for p in Pipe if p in limits.pipes)
+            own.append(f"{limits.name} has no pipe {pipe.value}; its pipes: {have}")
     return own
 
 
@@ -384,7 +389,21 @@ def check_kernel(kernel: Kernel, tensors: Tensors, limits: CoreLimits) -> None:
         raise CheckError(kernel.name, found)
 
 
-def check_program(program: Program, limits: CoreLimits) -> None:
-    """Check each kernel of `program` against its tensors; raise CheckError for the first failing kernel."""
-    for kernel in program.kernels:
-        check_kernel(kernel, program.tensors, limits)
+def check_program(program: Program, limits: CoreLimits | Mapping[CoreKind, CoreLimits]) -> None:
+    """Check each task of `program` against its tensors and the core that runs it.
+
+    `limits` is one core for every task, or the cores of a chip by the kind of kernel they run;
+    a task whose kind no core runs is an error. Raises CheckError for the first failing task.
+    """
+    for task in program.tasks:
+        if isinstance(limits, CoreLimits):
+            core = limits
+        elif task.kind in limits:
+            core = limits[task.kind]
+        else:
+            have = ", ".join(k.value for k in limits)
+            why = ("it uses both cube and vector pipes or buffers, which only a coupled core has"
+                   if task.kind is CoreKind.MIXED else f"no core runs {task.kind.value} kernels")
+            raise CheckError(task.name, [f"it is a {task.kind.value} kernel and {why}; this chip's "
+                                         f"cores run: {have}"])
+        check_kernel(task.kernel, program.tensors, core)

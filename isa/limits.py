@@ -9,19 +9,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from isa.types import Space
+from isa.types import Pipe, Space
 
 
 @dataclass(frozen=True)
 class CoreLimits:
-    """Capacity and alignment in bytes of each on-chip buffer a core has, and its event ids.
+    """Capacity and alignment in bytes of each on-chip buffer a core has, its pipes and event ids.
 
-    A space missing from `capacity` is a buffer the core does not have.
+    A space missing from `capacity` is a buffer the core does not have; a pipe missing from `pipes`
+    is one it does not have (a split chip's vector core has no M, its cube core no V).
     """
 
     capacity: Mapping[Space, int]
     alignment: Mapping[Space, int]
     num_events: int
+    pipes: frozenset[Pipe] = frozenset(Pipe)
+    name: str = "core"  # how messages name the core kind, e.g. "AIV (vector core)"
     spaces: frozenset[Space] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -7,8 +7,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from isa.instructions import Instruction
-from isa.types import DType
+from isa.instructions import Instruction, SetFlag, WaitFlag
+from isa.regions import Tile
+from isa.types import DType, Pipe, Space
 
 
 class Role(enum.Enum):
@@ -54,24 +55,73 @@ class Kernel:
         return len(self.instructions)
 
 
+class CoreKind(enum.Enum):
+    """Which kind of core a kernel needs: a split chip has cube (AIC) and vector (AIV) cores."""
+
+    CUBE = "cube"  # MTE2, MTE1, M, FIX over L1, L0A, L0B, L0C
+    VECTOR = "vector"  # MTE2, V, MTE3 over UB
+    MIXED = "mixed"  # both: only a coupled core (cube and vector in one) runs it
+
+    @classmethod
+    def of(cls, kernel: Kernel) -> CoreKind:
+        """The kind a kernel's pipes and buffers need (a kernel of sync instructions only: cube)."""
+        cube = vector = False
+        for instr in kernel.instructions:
+            pipes = (instr.src, instr.dst) if isinstance(instr, SetFlag | WaitFlag) else (instr.pipe,)
+            spaces = [r.space for r in (*instr.reads, *instr.writes) if isinstance(r, Tile)]
+            cube = cube or any(p in _CUBE_PIPES for p in pipes) or any(s in _CUBE_SPACES for s in spaces)
+            vector = vector or any(p in _VECTOR_PIPES for p in pipes) or Space.UB in spaces
+        if cube and vector:
+            return cls.MIXED
+        return cls.VECTOR if vector else cls.CUBE
+
+
+_CUBE_PIPES = frozenset({Pipe.MTE1, Pipe.M, Pipe.FIX})
+_VECTOR_PIPES = frozenset({Pipe.V, Pipe.MTE3})
+_CUBE_SPACES = frozenset({Space.L1, Space.L0A, Space.L0B, Space.L0C})
+
+
+@dataclass(frozen=True)
+class Task:
+    """A kernel bound to the kind of core that runs it; the unit the chip's scheduler dispatches."""
+
+    name: str
+    kernel: Kernel
+    kind: CoreKind
+
+    @classmethod
+    def of(cls, kernel: Kernel, name: str | None = None, kind: CoreKind | None = None) -> Task:
+        """A task running `kernel`, named after it and of the kind it needs unless told otherwise."""
+        return cls(name or kernel.name, kernel, kind or CoreKind.of(kernel))
+
+
 @dataclass(frozen=True)
 class Program:
-    """GM tensors and the kernels that run over them, in program order."""
+    """GM tensors and the tasks that run over them, in program order.
+
+    Tasks that touch overlapping GM regions run in program order (see `isa.deps`); the rest may
+    run at once on different cores.
+    """
 
     name: str
     tensors: tuple[Tensor, ...]
-    kernels: tuple[Kernel, ...]
+    tasks: tuple[Task, ...]
 
     def __post_init__(self) -> None:
-        names = [t.name for t in self.tensors]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"program {self.name}: tensor names declared twice: {', '.join(dupes)}")
+        for what, items in (("tensor", self.tensors), ("task", self.tasks)):
+            names = [item.name for item in items]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"program {self.name}: {what} names used twice: {', '.join(dupes)}")
 
     @classmethod
-    def single(cls, kernel: Kernel, tensors: Iterable[Tensor]) -> Program:
-        """A program of one kernel."""
-        return cls(kernel.name, tuple(tensors), (kernel,))
+    def single(cls, kernel: Kernel, tensors: Iterable[Tensor], kind: CoreKind | None = None) -> Program:
+        """A program of one task running `kernel`."""
+        return cls(kernel.name, tuple(tensors), (Task.of(kernel, kind=kind),))
+
+    @property
+    def kernels(self) -> tuple[Kernel, ...]:
+        return tuple(t.kernel for t in self.tasks)
 
     def tensor(self, name: str) -> Tensor:
         for t in self.tensors:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from isa import instructions as ins
 from isa.asm import format_instruction, format_program, parse_instruction, parse_program
 from isa.errors import AsmError
-from isa.program import Kernel, Program, Role, Tensor
+from isa.program import CoreKind, Kernel, Program, Role, Task, Tensor
 from isa.regions import GmRegion, Tile
 from isa.types import DType, Pipe, Space
 
@@ -67,11 +67,20 @@ def test_every_instruction_round_trips_exactly(instr):
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(instructions, min_size=1, max_size=12), names)
-def test_program_text_round_trips(body, name):
+@given(st.lists(instructions, min_size=1, max_size=12), names, st.sampled_from(CoreKind))
+def test_program_text_round_trips(body, name, kind):
     tensors = (Tensor("q", DType.BF16, (2, 16, 128)), Tensor("o", DType.FP32, (32, 128), Role.OUTPUT))
-    program = Program(name, tensors, (Kernel("k0", tuple(body)), Kernel("k1", tuple(body[:1]))))
+    tasks = (Task.of(Kernel("k0", tuple(body)), kind=kind), Task.of(Kernel("k1", tuple(body[:1]))))
+    program = Program(name, tensors, tasks)
     assert parse_program(format_program(program)) == program
+
+
+def test_kernel_kind_is_inferred_when_the_directive_omits_it():
+    text = ".tensor x fp32[16,8] input\n.kernel v\n    load UB[0] fp32[16,8] <- GM:x[0:16, 0:8] fp32\n" \
+           ".kernel c cube\n    barrier ALL\n"
+    program = parse_program(text)
+    assert [t.kind for t in program.tasks] == [CoreKind.VECTOR, CoreKind.CUBE]
+    assert ".kernel v vector" in format_program(program)
 
 
 def test_nan_scalar_prints_and_parses():

@@ -31,6 +31,7 @@ from isa import (
     SetFlag,
     Space,
     Store,
+    Task,
     Tensor,
     Tile,
     UnaryOp,
@@ -107,7 +108,7 @@ def test_clean_kernel_passes_all_entry_points() -> None:
     assert problems(kernel, TENSORS, limits()) == []
     assert problems(kernel, {x.name: x for x in TENSORS}, limits()) == []
     check_kernel(kernel, TENSORS, limits())
-    check_program(Program("p", TENSORS, (kernel, kernel)), limits())
+    check_program(Program("p", TENSORS, (Task.of(kernel, "a"), Task.of(kernel, "b"))), limits())
 
 
 # --- regions --------------------------------------------------------------------------------------
@@ -131,7 +132,7 @@ def test_alignment_names_the_offset_and_required_alignment(space: Space, offset:
 
 def test_buffer_the_core_lacks_lists_its_buffers() -> None:
     only(Load(t(UB, 0, BF16, 64, 64), gm("q", BF16)),
-         "dst is a tile in UB; this core's buffers are L1, L0A, L0B, L0C", lim=limits(without=UB))
+         "dst is a tile in UB; core has buffers L1, L0A, L0B, L0C", lim=limits(without=UB))
 
 
 def test_negative_offset_and_empty_shape() -> None:
@@ -402,7 +403,7 @@ def test_check_kernel_raises_with_every_problem_in_index_order() -> None:
 def test_check_program_names_the_failing_kernel() -> None:
     bad = Kernel("second", (Dup(t(UB, 3, FP32, 8, 8), 0.0),))
     with pytest.raises(CheckError, match=r"kernel second: 1 problem\(s\)") as caught:
-        check_program(Program("p", TENSORS, (clean_kernel(), bad)), limits())
+        check_program(Program("p", TENSORS, (Task.of(clean_kernel()), Task.of(bad))), limits())
     assert caught.value.problems == [f"instruction 0 `{bad.instructions[0]}`: dst UB offset 0x0003 is not "
                                      "32-byte aligned"]
 
@@ -411,3 +412,13 @@ def test_an_object_that_is_no_instruction_is_reported() -> None:
     assert problems(Kernel("k", ("nop",)), TENSORS, limits()) == [  # type: ignore[arg-type]
         "instruction 0: str is not an ISA instruction; valid: Load, Move, Mmad, Fixpipe, Store, VecBinary, "
         "VecScalar, VecUnary, RowReduce, RowExpand, Cast, Dup, FillPad, SetFlag, WaitFlag, Barrier"]
+
+
+def test_an_instruction_on_a_pipe_the_core_lacks_is_a_problem():
+    vector_core = CoreLimits({UB: 196608}, {UB: 32}, num_events=8,
+                             pipes=frozenset({Pipe.S, Pipe.MTE2, Pipe.V, Pipe.MTE3}), name="AIV")
+    kernel = Kernel("k", (SetFlag(Pipe.M, Pipe.V, 0), WaitFlag(Pipe.M, Pipe.V, 0)))
+    assert problems(kernel, TENSORS, vector_core) == [
+        f"instruction {i} `{kernel.instructions[i]}`: AIV has no pipe M; its pipes: S, MTE2, MTE3, V"
+        for i in (0, 1)
+    ]
