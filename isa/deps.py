@@ -10,7 +10,7 @@ table) may run in any order.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from isa.program import Kernel
@@ -75,19 +75,16 @@ def overlaps(a: GmRegion, b: GmRegion) -> bool:
     return first_common_at_or_after_lo <= hi
 
 
-# Rows per bucket of the access index in `dependencies`. Comparing every kernel with every earlier
-# one is quadratic (25 million pairs for a 5000-kernel paged-attention program). Two regions can only
-# overlap if they share a row, so each access is filed under the row buckets its rows fall in and only
-# accesses filed under the same bucket of the same tensor are compared exactly. 64 rows is a few
-# tiles of 16 rows: small enough that unrelated tiles rarely share a bucket, large enough that a tile
-# or a strided KV block touches a handful of buckets, not hundreds.
+# Rows per bucket of the access index below. Comparing every kernel with every earlier one is
+# quadratic (12 million pairs for a 5000-kernel paged-attention program). Two regions can only overlap
+# if they share a row, so each region is filed under the row buckets its rows fall in and only regions
+# filed under a common bucket of the same tensor are compared exactly. 64 rows is a few tiles of 16
+# rows: small enough that unrelated tiles rarely share a bucket, large enough that a tile or a strided
+# KV block touches a handful of buckets, not hundreds.
 _BUCKET_ROWS = 64
 
-_Entries = list[tuple[int, GmRegion]]
-_Index = dict[str, dict[int, _Entries]]  # tensor -> bucket -> (kernel index, region) in program order
 
-
-def _buckets(region: GmRegion) -> Iterable[int]:
+def _buckets(region: GmRegion) -> range | set[int]:
     """The buckets holding at least one row of `region`."""
     first = region.row // _BUCKET_ROWS
     last = region.last_row // _BUCKET_ROWS
@@ -97,22 +94,38 @@ def _buckets(region: GmRegion) -> Iterable[int]:
     return {r // _BUCKET_ROWS for r in range(region.row, region.last_row + 1, region.row_step)}
 
 
-def _enter(index: _Index, region: GmRegion, kernel: int) -> None:
-    by_bucket = index.setdefault(region.tensor, {})
-    entry = (kernel, region)
-    for b in _buckets(region):
-        by_bucket.setdefault(b, []).append(entry)
+class _AccessIndex:
+    """The kernels seen so far that read (or that write) each GM region, findable by overlap."""
 
+    def __init__(self) -> None:
+        # Kernels touching one region again and again (an accumulator updated once per KV block)
+        # share one entry, so a lookup tests each distinct region once, not each access.
+        self._kernels: dict[GmRegion, list[int]] = {}
+        self._buckets: dict[str, dict[int, list[tuple[GmRegion, list[int]]]]] = {}
 
-def _conflicts(index: _Index, region: GmRegion, found: set[int]) -> None:
-    """Add to `found` every indexed kernel with a region overlapping `region`."""
-    by_bucket = index.get(region.tensor)
-    if not by_bucket:
-        return
-    for b in _buckets(region):
-        for kernel, other in by_bucket.get(b, ()):
-            if kernel not in found and overlaps(region, other):
-                found.add(kernel)
+    def add(self, region: GmRegion, kernel: int) -> None:
+        kernels = self._kernels.get(region)
+        if kernels is not None:
+            kernels.append(kernel)
+            return
+        kernels = self._kernels[region] = [kernel]
+        by_bucket = self._buckets.setdefault(region.tensor, {})
+        entry = (region, kernels)
+        for b in _buckets(region):
+            by_bucket.setdefault(b, []).append(entry)
+
+    def find(self, region: GmRegion, found: set[int]) -> None:
+        """Add to `found` every kernel with a region overlapping `region`."""
+        by_bucket = self._buckets.get(region.tensor)
+        if not by_bucket:
+            return
+        seen: set[int] = set()  # a region filed under several of these buckets is tested once
+        for b in _buckets(region):
+            for other, kernels in by_bucket.get(b, ()):
+                if id(kernels) not in seen:
+                    seen.add(id(kernels))
+                    if overlaps(region, other):
+                        found.update(kernels)
 
 
 def dependencies(kernels: Sequence[Kernel]) -> tuple[tuple[int, ...], ...]:
@@ -120,8 +133,9 @@ def dependencies(kernels: Sequence[Kernel]) -> tuple[tuple[int, ...], ...]:
 
     Kernel j waits for i < j when j reads a GM region overlapping one that i writes, or writes a
     region overlapping one that i reads or writes. Every such edge is listed, including those implied
-    by others (no transitive reduction). Cost grows with the number of accesses and of truly
-    conflicting or row-sharing pairs, not with the square of the number of kernels.
+    by others (no transitive reduction). Cost grows with the number of accesses, of distinct regions
+    filed under a common 64-row bucket, and of edges; not with the square of the number of kernels.
+    Pass `[t.kernel for t in program.tasks]` to order a program's tasks.
     """
     by_id: dict[int, Footprint] = {}  # tasks that share one Kernel object scan it once
     fps: list[Footprint] = []
@@ -138,8 +152,8 @@ def dependencies(kernels: Sequence[Kernel]) -> tuple[tuple[int, ...], ...]:
             first_write.setdefault(w.tensor, j)
             last_write[w.tensor] = j
 
-    writers: _Index = {}
-    readers: _Index = {}
+    writers = _AccessIndex()
+    readers = _AccessIndex()
     n = len(fps)
     result: list[tuple[int, ...]] = []
     for j, fp in enumerate(fps):
@@ -147,16 +161,16 @@ def dependencies(kernels: Sequence[Kernel]) -> tuple[tuple[int, ...], ...]:
         # Look up before entering this kernel's own accesses, so it never finds itself.
         for r in fp.reads:
             if first_write.get(r.tensor, n) < j:
-                _conflicts(writers, r, found)
+                writers.find(r, found)
         for w in fp.writes:
-            _conflicts(writers, w, found)
-            _conflicts(readers, w, found)
+            writers.find(w, found)
+            readers.find(w, found)
         # A read matters only to later writers of its tensor: reads of tensors nobody writes
         # afterwards (read-only inputs such as a KV cache) are never indexed.
         for r in fp.reads:
             if last_write.get(r.tensor, -1) > j:
-                _enter(readers, r, j)
+                readers.add(r, j)
         for w in fp.writes:
-            _enter(writers, w, j)
+            writers.add(w, j)
         result.append(tuple(sorted(found)))
     return tuple(result)
