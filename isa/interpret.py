@@ -50,8 +50,7 @@ def interpret(
     leaves its buffer or tensor, naming the kernel, the instruction's index and its text.
     """
     gm = GlobalMemory(program.tensors, inputs)
-    # IEEE inf and NaN are the ISA's results, not errors: numpy's warnings about them are noise here.
-    with np.errstate(all="ignore"):
+    with semantics.numeric_context():
         for kernel in program.kernels:
             state = MachineState(CoreMemory(limits), gm)
             for index, instr in enumerate(kernel.instructions):

@@ -34,6 +34,11 @@ class CoreMemory:
         # built once. Keyed by id, with the tile kept in the entry so the id cannot be reused.
         self._views: dict[int, tuple[Tile, np.ndarray]] = {}
 
+    def poison(self) -> None:
+        """Fill every buffer with the poison byte again, as before a new kernel's first write."""
+        for buffer in self._buffers.values():
+            buffer.fill(POISON_BYTE)
+
     def _view(self, tile: Tile) -> np.ndarray:
         hit = self._views.get(id(tile))
         if hit is not None and hit[0] is tile:

@@ -27,18 +27,21 @@ correctly synchronised program gives bit-identical results in both):
 - vcast: float -> float rounds to nearest even; float -> int rounds half to even, saturates to
   the int range, NaN -> 0; int -> float as numpy's astype (int32 -> bf16 rounds through fp32, as
   torch does); int -> int saturates.
-- Floating-point exceptions follow IEEE (inf, NaN) and never raise; callers may silence numpy's
-  warnings with `np.errstate`.
+- Floating-point exceptions follow IEEE (inf, NaN) and never raise. Callers run instructions
+  inside `numeric_context()`, which silences numpy's warnings about them and keeps the host's BLAS
+  on one thread, so an mmad's summation order does not depend on the thread count or the load.
 
 Sync instructions (set_flag, wait_flag, barrier) compute nothing; `compute` on them is a TypeError.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from isa.errors import IsaError
 from isa.instructions import (
@@ -93,6 +96,17 @@ _ROW_EXPAND: dict[RowExpandOp, Callable[..., np.ndarray]] = {
 }
 # Ops whose numpy function would leave the int type (true division, exp) have no int form.
 _FLOAT_ONLY: frozenset[Any] = frozenset({BinaryOp.DIV, UnaryOp.EXP, RowExpandOp.DIV})
+
+
+@contextmanager
+def numeric_context() -> Iterator[None]:
+    """Where instructions compute: IEEE results without warnings, and single-threaded BLAS.
+
+    One BLAS thread makes mmad's fp32 summation order fixed on a host whatever the thread count,
+    and a 128x128 tile gains nothing from threads; on a busy machine they only wait on each other.
+    """
+    with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def convert(value: np.ndarray, dtype: DType) -> np.ndarray:

@@ -4,9 +4,12 @@ Every cost is a pair of whole cycles. `occupancy` is how long the instruction ho
 next instruction of that pipe may start when it ends. `latency` is from start to completion (when
 its result is written and flags waiting on it may fire); latency >= occupancy. Formulas:
 
-- DMA (load, store, fixpipe to GM): occupancy = bytes / path bandwidth, where a region whose rows
-  are not contiguous in GM (a row step, or fewer columns than the tensor has) moves each row in
-  whole bursts and pays `row_cycles` per row; latency = occupancy + the engine's latency_cycles.
+- DMA (load, store, fixpipe to GM): occupancy = ceil(bytes / path bandwidth) + ceil(rows x
+  row_cycles), where a region whose rows are not contiguous in GM (a row step, or fewer columns
+  than the tensor has) moves each row in whole bursts and pays `row_cycles` per row (contiguous
+  regions pay neither); latency = occupancy + the engine's latency_cycles. That is the figure for
+  a core alone on the chip reading from HBM: in a run, the bytes go through the memory system
+  (`npusim.memsys`), which shares HBM among cores and serves recently touched lines from L2.
 - MTE1 move: occupancy = bytes / L1->L0A or L1->L0B bandwidth; latency adds mte1.latency_cycles.
 - mmad: occupancy = startup + ceil(M/m0) * ceil(K/k0) * ceil(N/n0) with k0 = k0_bytes / element
   size (16 for fp16/bf16, 32 for int8, 8 for fp32: half rate); latency adds cube.latency_cycles.
@@ -50,13 +53,30 @@ from npusim.config import HardwareConfig
 
 
 @dataclass(frozen=True, slots=True)
+class Transfer:
+    """A GM access as the chip's memory system sees it; its time depends on who else is moving data."""
+
+    region: GmRegion
+    write: bool
+    moved: int  # bytes on the wire: whole bursts per row when rows are not contiguous in GM
+    cap: float  # bytes per cycle this core's path can carry
+    overhead: int  # cycles of per-row cost, spent after the bytes
+    latency: int  # from the end of the occupancy to completion (on an L2 miss, and for writes)
+
+
+@dataclass(frozen=True, slots=True)
 class Cost:
-    """Cycles an instruction holds its pipe and takes to complete, and the work it does."""
+    """Cycles an instruction holds its pipe and takes to complete, and the work it does.
+
+    For a GM access, `occupancy` and `latency` are the uncontended figures (an L2 miss with the
+    HBM to itself); the engine times it through the memory system from `transfer`.
+    """
 
     occupancy: int
     latency: int
     bytes: int = 0  # bytes moved, for DMA and MTE1
     flops: int = 0  # multiply-adds count 2; a vector op counts 1 per destination element
+    transfer: Transfer | None = None
 
 
 FREE = Cost(0, 0)
@@ -66,20 +86,21 @@ def _cycles(x: float) -> int:
     return math.ceil(x - 1e-9)  # whole cycles; the epsilon keeps exact quotients from rounding up
 
 
-def _gm_transfer(gm: GmRegion, tensors: Mapping[str, Tensor], bytes_per_cycle: float, burst: int,
-                 row_cycles: float, latency: int, what: str) -> Cost:
+def _gm_transfer(gm: GmRegion, tensors: Mapping[str, Tensor], write: bool, bytes_per_cycle: float,
+                 burst: int, row_cycles: float, latency: int, what: str) -> Cost:
     if bytes_per_cycle <= 0:
         raise IsaError(f"this preset has no {what} path (its bandwidth is 0)")
     tensor = tensors[gm.tensor]
     contiguous = gm.row_step == 1 and gm.cols == tensor.matrix_shape[1]
     if contiguous or gm.rows == 1:
-        occupancy = gm.nbytes / bytes_per_cycle
+        moved, overhead = gm.nbytes, 0
     else:
         row_bytes = gm.cols * gm.dtype.itemsize
         moved = gm.rows * math.ceil(row_bytes / burst) * burst
-        occupancy = moved / bytes_per_cycle + gm.rows * row_cycles
-    occ = max(1, _cycles(occupancy))
-    return Cost(occ, occ + latency, bytes=gm.nbytes)
+        overhead = _cycles(gm.rows * row_cycles)
+    occ = max(1, _cycles(moved / bytes_per_cycle)) + overhead
+    transfer = Transfer(gm, write, moved, bytes_per_cycle, overhead, latency)
+    return Cost(occ, occ + latency, bytes=gm.nbytes, transfer=transfer)
 
 
 def _load(i: Load, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
@@ -88,20 +109,20 @@ def _load(i: Load, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
         bw, what = m.gm_to_l1_bytes_per_cycle, "GM -> L1"
     else:
         bw, what = m.gm_to_ub_bytes_per_cycle, "GM -> UB"
-    return _gm_transfer(i.src, tensors, bw, m.burst_bytes, m.row_cycles, m.latency_cycles, what)
+    return _gm_transfer(i.src, tensors, False, bw, m.burst_bytes, m.row_cycles, m.latency_cycles, what)
 
 
 def _store(i: Store, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
     m = c.mte3
-    return _gm_transfer(i.dst, tensors, m.ub_to_gm_bytes_per_cycle, c.mte2.burst_bytes, m.row_cycles,
-                        m.latency_cycles, "UB -> GM")
+    return _gm_transfer(i.dst, tensors, True, m.ub_to_gm_bytes_per_cycle, c.mte2.burst_bytes,
+                        m.row_cycles, m.latency_cycles, "UB -> GM")
 
 
 def _fixpipe(i: Fixpipe, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
     f = c.fixpipe
     if isinstance(i.dst, GmRegion):
-        return _gm_transfer(i.dst, tensors, f.l0c_to_gm_bytes_per_cycle, c.mte2.burst_bytes, f.row_cycles,
-                            f.latency_cycles, "L0C -> GM")
+        return _gm_transfer(i.dst, tensors, True, f.l0c_to_gm_bytes_per_cycle, c.mte2.burst_bytes,
+                            f.row_cycles, f.latency_cycles, "L0C -> GM")
     return _on_chip(i.dst, max(i.src.nbytes, i.dst.nbytes), f.l0c_to_ub_bytes_per_cycle, f.latency_cycles,
                     "L0C -> UB")
 

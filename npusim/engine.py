@@ -33,9 +33,10 @@ from isa.types import Pipe
 from npusim.config import HardwareConfig
 from npusim.costs import cost
 from npusim.flags import Flags, SyncError
+from npusim.memsys import MemorySystem
 
 PIPES: tuple[Pipe, ...] = tuple(Pipe)
-_OP, _SET, _WAIT, _BARRIER, _BARRIER_ALL = range(5)
+_OP, _SET, _WAIT, _BARRIER, _BARRIER_ALL, _GM = range(6)
 _KINDS = {SetFlag: _SET, WaitFlag: _WAIT, Barrier: _BARRIER}
 
 
@@ -83,10 +84,12 @@ class CoreRun:
     """
 
     def __init__(self, env: simpy.Environment, name: str, kernel: Kernel, config: HardwareConfig,
-                 tensors: Mapping[str, Tensor], state: MachineState | None, writes: PendingWrites | None):
+                 tensors: Mapping[str, Tensor], memsys: MemorySystem, state: MachineState | None,
+                 writes: PendingWrites | None):
         self.env, self.name, self.kernel, self.config = env, name, kernel, config
-        self.state, self.writes = state, writes
-        self.flags = Flags(env)
+        self.memsys, self.state, self.writes = memsys, state, writes
+        self.done = env.event()  # succeeds with the cycle the last instruction completes
+        self.flags = Flags()
         self.pipes = {p: _PipeState(p) for p in PIPES}
         n = len(kernel.instructions)
         zeros = bytes(8 * n)
@@ -112,20 +115,24 @@ class CoreRun:
                     row = by_value[instr] = self._decode_one(instr, tensors)
                 by_id[id(instr)] = row
             rows.append(row)
-        kinds, occupancy, latency, nbytes, flops, pipes, keys = zip(*rows, strict=True) if rows else ((),) * 7
+        kinds, occupancy, latency, nbytes, flops, pipes, aux = zip(*rows, strict=True) if rows else ((),) * 7
         self.kinds = array("b", kinds)
         self.occupancy, self.latency = array("q", occupancy), array("q", latency)
         self.nbytes, self.flops = array("q", nbytes), array("q", flops)
         self.pipe_of: list[Pipe] = list(pipes)
-        self.keys: list[Any] = list(keys)  # the flag of each set_flag / wait_flag, else None
+        self.aux: list[Any] = list(aux)  # a set/wait_flag's flag key, a GM access's Transfer, else None
 
     def _decode_one(self, instr: Instruction, tensors: Mapping[str, Tensor]) -> tuple[Any, ...]:
         kind = _KINDS.get(type(instr), _OP)
         if kind == _BARRIER and instr.target is None:  # type: ignore[attr-defined]
             kind = _BARRIER_ALL
         c = cost(instr, self.config, tensors)
-        key = instr.key if kind in (_SET, _WAIT) else None  # type: ignore[attr-defined]
-        return (kind, c.occupancy, c.latency, c.bytes, c.flops, instr.pipe, key)
+        aux: Any = None
+        if kind in (_SET, _WAIT):
+            aux = self.flags.get(instr.key)  # type: ignore[attr-defined]
+        elif c.transfer is not None:
+            kind, aux = _GM, c.transfer
+        return (kind, c.occupancy, c.latency, c.bytes, c.flops, instr.pipe, aux)
 
     def start_processes(self) -> None:
         """Start one executor per pipe and issue what can be issued at the current cycle."""
@@ -133,6 +140,7 @@ class CoreRun:
             if p is not Pipe.S:
                 self.env.process(self._executor(self.pipes[p]))
         self._clock = self.env.now
+        self._pipe_state_of = [None if p is Pipe.S else self.pipes[p] for p in self.pipe_of]
         self._advance()
 
     # --- front-end ------------------------------------------------------------------------------
@@ -143,16 +151,15 @@ class CoreRun:
     # no event is spent on the front-end unless it truly waits.
 
     def _advance(self) -> None:
-        kinds, pipes, pipe_of = self.kinds, self.pipes, self.pipe_of
+        kinds, pipes, state_of = self.kinds, self.pipes, self._pipe_state_of
         issue_cycles, depth = self.config.frontend.issue_cycles, self.config.frontend.queue_depth
         issue, start, busy_end, end = self.issue, self.start, self.busy_end, self.end
         n = len(kinds)
         idx, t = self._next, self._clock
         while idx < n:
             t_issue = t + issue_cycles
-            pipe = pipe_of[idx]
-            if pipe is not Pipe.S:
-                ps = pipes[pipe]
+            ps = state_of[idx]
+            if ps is not None:
                 queue = ps.queue
                 if len(queue) >= depth:
                     self._next, self._clock, self._blocked_on = idx, t, ps
@@ -169,11 +176,11 @@ class CoreRun:
             issue[idx] = start[idx] = t_issue
             done = t_issue
             if kind == _SET:
-                earlier = self.flags.set(self.keys[idx], t_issue + self.config.sync.flag_cycles, idx)
+                earlier = self.aux[idx].set(t_issue + self.config.sync.flag_cycles, idx)
                 if earlier >= 0:
                     self._double_set(idx, earlier, t_issue)
             elif kind == _WAIT:
-                got = self.flags.wait(self.keys[idx])
+                got = self.aux[idx].wait(self.env)
                 if isinstance(got, simpy.Event):
                     self._next, self._clock = idx, t
                     got.callbacks.append(self._on_frontend_flag)
@@ -223,7 +230,7 @@ class CoreRun:
 
     def _double_set(self, idx: int, earlier: int, now: int) -> None:
         instr, first = self.kernel.instructions[idx], self.kernel.instructions[earlier]
-        src, dst, event = self.keys[idx]
+        src, dst, event = self.kernel.instructions[idx].key  # type: ignore[attr-defined]
         raise SyncError(
             f"core {self.name}, kernel {self.kernel.name}: instruction {idx} `{instr}` sets flag "
             f"({src.value} -> {dst.value}, event {event}) at cycle {now} while the set by instruction "
@@ -239,13 +246,16 @@ class CoreRun:
         start, busy_end, end = self.start, self.busy_end, self.end
         flag_cycles = self.config.sync.flag_cycles
         state, writes = self.state, self.writes
-        flags, keys, released_by = self.flags, self.keys, self.released_by
+        aux, released_by = self.aux, self.released_by
+        memsys, hit_latency = self.memsys, self.config.l2.hit_latency_cycles
         queue = ps.queue
         while True:
             if not queue:
                 if self.issue_done:
                     ps.finished = True
                     self._on_pipe_idle()
+                    if self.finished:
+                        self._finish()
                     return
                 wake = ps.wake = env.event()
                 if self._barrier_pending:  # may issue more (and trigger `wake`) before we sleep
@@ -264,7 +274,26 @@ class CoreRun:
                 self._advance()
             start[idx] = now
             kind = kinds[idx]
-            if kind == _OP:
+            if kind == _WAIT:  # flags first: most of a pipelined kernel's instructions are sync
+                got = aux[idx].wait(env)
+                if type(got) is not tuple:  # not set yet: sleep until a set_flag hands it over
+                    ps.blocked = idx
+                    got = yield got
+                    ps.blocked = -1
+                    now = env.now
+                visible_at, released_by[idx] = got
+                if visible_at > now:
+                    yield env.timeout(visible_at - now)
+                    now = visible_at
+                busy_end[idx] = end[idx] = now
+            elif kind == _SET:
+                fire = max(now, ps.done_at) + flag_cycles
+                busy_end[idx] = now
+                end[idx] = fire
+                earlier = aux[idx].set(fire, idx)
+                if earlier >= 0:
+                    self._double_set(idx, earlier, now)
+            elif kind == _OP:
                 occ = occupancy[idx]
                 done = now + latency[idx]
                 if done > ps.done_at:
@@ -278,29 +307,36 @@ class CoreRun:
                     writes.push(done, state, instr.writes[0], result(instr, state))
                 if occ:
                     yield env.timeout(occ)
-            elif kind == _SET:
-                fire = max(now, ps.done_at) + flag_cycles
-                busy_end[idx] = now
-                end[idx] = fire
-                earlier = flags.set(keys[idx], fire, idx)
-                if earlier >= 0:
-                    self._double_set(idx, earlier, now)
-            elif kind == _WAIT:
-                got = flags.wait(keys[idx])
-                if type(got) is not tuple:  # not set yet: sleep until a set_flag hands it over
-                    ps.blocked = idx
-                    got = yield got
-                    ps.blocked = -1
-                    now = env.now
-                visible_at, released_by[idx] = got
-                if visible_at > now:
-                    yield env.timeout(visible_at - now)
-                    now = visible_at
-                busy_end[idx] = end[idx] = now
+            elif kind == _GM:  # its bytes go through the chip's memory system, shared with every core
+                tr = aux[idx]
+                if state is not None:
+                    instr = instrs[idx]
+                    writes.flush(now)
+                    value = result(instr, state)
+                moved, hit = memsys.start(tr.region, tr.write, tr.moved, tr.cap)
+                yield moved
+                occupied = env.now + tr.overhead
+                done = occupied + (hit_latency if hit and not tr.write else tr.latency)
+                if done > ps.done_at:
+                    ps.done_at = done
+                busy_end[idx], end[idx] = occupied, done
+                ps.busy += occupied - now
+                if state is not None:
+                    writes.push(done, state, instr.writes[0], value)
+                if tr.overhead:
+                    yield env.timeout(tr.overhead)
             else:  # barrier on this pipe: later instructions wait for every earlier one to complete
                 if ps.done_at > now:
                     yield env.timeout(ps.done_at - now)
                 busy_end[idx] = end[idx] = env.now
+
+    def _finish(self) -> None:
+        """Every pipe has drained: the kernel is done when its last result lands."""
+        last = max(self._clock, self.env.now, *(ps.done_at for ps in self.pipes.values()))
+        if last > self.env.now:
+            self.env.timeout(last - self.env.now).callbacks.append(lambda _: self.done.succeed(last))
+        else:
+            self.done.succeed(last)
 
     # --- after the run ----------------------------------------------------------------------------
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import simpy
 
 from isa.errors import IsaError
@@ -16,52 +14,56 @@ class SyncError(IsaError):
     """A kernel broke a synchronisation rule while running (a flag set twice, a deadlock)."""
 
 
-@dataclass(slots=True)
-class _Flag:
-    visible_at: int = -1  # cycle the set becomes visible to the waiter; -1 while clear
-    setter: int = -1  # index of the set_flag that set it
-    waiter: simpy.Event | None = None  # a wait_flag blocked before any set arrived
-    sets: int = 0
-    waits: int = 0
+class Flag:
+    """One hardware flag (source pipe, destination pipe, event id): at most one set pending."""
+
+    __slots__ = ("visible_at", "setter", "waiter", "sets", "waits")
+
+    def __init__(self) -> None:
+        self.visible_at = -1  # cycle the pending set becomes visible to the waiter; -1 while clear
+        self.setter = -1  # index of the set_flag that set it
+        self.waiter: simpy.Event | None = None  # a wait_flag blocked before any set arrived
+        self.sets = 0
+        self.waits = 0
+
+    def set(self, visible_at: int, setter: int) -> int:
+        """Set it from cycle `visible_at`; returns the index of an earlier unconsumed set, or -1."""
+        self.sets += 1
+        waiter = self.waiter
+        if waiter is not None:  # a wait is already blocked on it: hand the set straight over
+            self.waiter = None
+            self.waits += 1
+            waiter.succeed((visible_at, setter))
+            return -1
+        if self.visible_at >= 0:
+            return self.setter
+        self.visible_at, self.setter = visible_at, setter
+        return -1
+
+    def wait(self, env: simpy.Environment) -> tuple[int, int] | simpy.Event:
+        """Consume it: (visible_at, setter) if it is set, else an event that yields them later."""
+        if self.visible_at >= 0:
+            got = (self.visible_at, self.setter)
+            self.visible_at = self.setter = -1
+            self.waits += 1
+            return got
+        self.waiter = env.event()
+        return self.waiter
 
 
 class Flags:
-    """The flag state of one core: at most one pending set per key, as on hardware."""
+    """The flags of one core, created on first use, by key."""
 
-    __slots__ = ("_env", "_flags")
+    __slots__ = ("_flags",)
 
-    def __init__(self, env: simpy.Environment):
-        self._env = env
-        self._flags: dict[FlagKey, _Flag] = {}
+    def __init__(self) -> None:
+        self._flags: dict[FlagKey, Flag] = {}
 
-    def set(self, key: FlagKey, visible_at: int, setter: int) -> int:
-        """Set `key` from cycle `visible_at`; returns the index of an earlier unconsumed set, or -1."""
+    def get(self, key: FlagKey) -> Flag:
         flag = self._flags.get(key)
         if flag is None:
-            flag = self._flags[key] = _Flag()
-        flag.sets += 1
-        if flag.waiter is not None:  # a wait is already blocked on this key: hand the set straight over
-            waiter, flag.waiter = flag.waiter, None
-            flag.waits += 1
-            waiter.succeed((visible_at, setter))
-            return -1
-        if flag.visible_at >= 0:
-            return flag.setter
-        flag.visible_at, flag.setter = visible_at, setter
-        return -1
-
-    def wait(self, key: FlagKey) -> tuple[int, int] | simpy.Event:
-        """Consume `key`: (visible_at, setter) if it is set, else an event that yields them later."""
-        flag = self._flags.get(key)
-        if flag is None:
-            flag = self._flags[key] = _Flag()
-        if flag.visible_at >= 0:
-            got = (flag.visible_at, flag.setter)
-            flag.visible_at, flag.setter = -1, -1
-            flag.waits += 1
-            return got
-        flag.waiter = self._env.event()
-        return flag.waiter
+            flag = self._flags[key] = Flag()
+        return flag
 
     def describe(self) -> str:
         """One line per key ever used: how often it was set and waited, and whether it is set now."""
@@ -73,6 +75,6 @@ class Flags:
         return "\n".join(lines)
 
 
-def _order(item: tuple[FlagKey, _Flag]) -> tuple[str, str, int]:
+def _order(item: tuple[FlagKey, Flag]) -> tuple[str, str, int]:
     (src, dst, event), _ = item
     return (src.value, dst.value, event)

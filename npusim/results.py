@@ -29,8 +29,13 @@ class Record(NamedTuple):
 
 @dataclass(frozen=True, eq=False)
 class KernelTrace:
-    """One kernel's run on one core. Arrays are indexed by instruction index; cycles are absolute."""
+    """One task's run on one core. Arrays are indexed by instruction index; cycles are absolute.
 
+    `dispatched` is when the scheduler gave the task its core; its first instruction issues after
+    the dispatch overhead, at `first_cycle`; its last result lands at `last_cycle`.
+    """
+
+    task: str
     core: str
     kernel: Kernel
     issue: np.ndarray
@@ -41,6 +46,7 @@ class KernelTrace:
     flops: np.ndarray
     released_by: np.ndarray  # for a wait_flag, the index of the set_flag that released it; else -1
     busy: Mapping[Pipe, int]  # cycles each pipe was occupied
+    dispatched: int
     first_cycle: int
     last_cycle: int
 
@@ -62,15 +68,47 @@ class KernelTrace:
         return sum(a.nbytes for a in arrays)
 
 
+@dataclass(frozen=True)
+class MemoryStats:
+    """GM traffic of a run: what HBM and L2 served, and the HBM bandwidth over time."""
+
+    hbm_read_bytes: float
+    hbm_write_bytes: float
+    l2_hit_bytes: float
+    read_bytes: float
+    hbm_timeline: tuple[tuple[int, float], ...]  # (cycle, bytes per cycle) at each change
+    clock_ghz: float
+
+    @property
+    def l2_hit_rate(self) -> float:
+        return self.l2_hit_bytes / self.read_bytes if self.read_bytes else 0.0
+
+    @property
+    def hbm_bytes(self) -> float:
+        return self.hbm_read_bytes + self.hbm_write_bytes
+
+    def average_gbps(self, cycles: int) -> float:
+        """HBM bandwidth averaged over a run of `cycles` cycles, in GB/s."""
+        return self.hbm_bytes / cycles * self.clock_ghz if cycles else 0.0
+
+    @property
+    def peak_gbps(self) -> float:
+        return max((rate for _, rate in self.hbm_timeline), default=0.0) * self.clock_ghz
+
+
 @dataclass(frozen=True, eq=False)
 class Result:
-    """The outcome of `simulate`: timing of every kernel run, and GM tensors when numerics ran."""
+    """The outcome of `simulate`: timing of every task, GM traffic, and GM tensors when numerics ran.
+
+    `traces` are in program order of the tasks.
+    """
 
     program: Program
     config: HardwareConfig
     cycles: int
     traces: tuple[KernelTrace, ...]
     tensors: Mapping[str, np.ndarray] | None
+    memory: MemoryStats
 
     @property
     def seconds(self) -> float:
@@ -88,3 +126,13 @@ class Result:
     @property
     def instructions(self) -> int:
         return sum(len(t) for t in self.traces)
+
+    def by_core(self) -> dict[str, tuple[int, dict[Pipe, int]]]:
+        """Per core that ran anything: (tasks it ran, occupied cycles per pipe), by core name."""
+        out: dict[str, tuple[int, dict[Pipe, int]]] = {}
+        for trace in self.traces:
+            tasks, busy = out.get(trace.core, (0, dict.fromkeys(Pipe, 0)))
+            for pipe, cycles in trace.busy.items():
+                busy[pipe] += cycles
+            out[trace.core] = (tasks + 1, busy)
+        return out

@@ -1,0 +1,174 @@
+"""The chip: cores of each kind, a scheduler that dispatches ready tasks to them, one shared GM.
+
+A split chip (910B-like) has `chip.cube_cores` AIC (cube) and `chip.vector_cores` AIV (vector)
+cores; a coupled chip (310P-like) has `chip.cube_cores` cores that run any kernel. A task is ready
+when every earlier task whose GM regions conflict with its own has finished (`isa.deps`). The
+scheduler hands ready tasks, in program order, to idle cores of their kind (the lowest-numbered
+first, so runs are deterministic); a task's first instruction issues `chip.dispatch_cycles` later.
+It needs no process of its own: it acts when the run starts and whenever a task finishes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+
+import numpy as np
+import simpy
+
+from isa.deps import dependencies
+from isa.errors import IsaError
+from isa.memory import CoreMemory, GlobalMemory, MachineState
+from isa.program import CoreKind, Program
+from isa.types import Pipe
+from npusim.config import HardwareConfig
+from npusim.engine import CoreRun, PendingWrites
+from npusim.flags import SyncError
+from npusim.memsys import MemorySystem
+from npusim.results import KernelTrace, MemoryStats, Result
+
+
+class DeadlockError(SyncError):
+    """Nothing can advance but work remains: the message says who waits on what."""
+
+
+class _Core:
+    __slots__ = ("index", "name", "memory")
+
+    def __init__(self, index: int, name: str, memory: CoreMemory | None):
+        self.index, self.name, self.memory = index, name, memory
+
+
+class ChipRun:
+    """One program on the whole chip: build with the program, call `run()` once for the Result."""
+
+    def __init__(self, program: Program, config: HardwareConfig, inputs: Mapping[str, np.ndarray] | None,
+                 numerics: bool):
+        self.program, self.config = program, config
+        self.env = simpy.Environment()
+        self.tensors = {t.name: t for t in program.tensors}
+        self.gm = GlobalMemory(program.tensors, inputs or {}) if numerics else None
+        self.writes = PendingWrites() if numerics else None
+        self.pools = self._build_pools()
+        self.memsys = MemorySystem(self.env, config, program.tensors, self._peak_demand())
+        tasks = program.tasks
+        for task in tasks:
+            if not self.pools[task.kind][1]:
+                raise IsaError(f"task {task.name} needs a {task.kind.value} core and {config.name} has none "
+                               f"(chip.cube_cores = {config.chip.cube_cores}, "
+                               f"chip.vector_cores = {config.chip.vector_cores})")
+        preds = dependencies(program.kernels) if len(tasks) > 1 else ((),) * len(tasks)
+        self.waiting = [len(p) for p in preds]
+        self.successors: list[list[int]] = [[] for _ in tasks]
+        for j, before in enumerate(preds):
+            for i in before:
+                self.successors[i].append(j)
+        self.traces: list[KernelTrace | None] = [None] * len(tasks)
+        self.running: dict[int, CoreRun] = {}
+
+    def _build_pools(self) -> dict[CoreKind, tuple[list[int], list[_Core]]]:
+        """For each kind of kernel, (a heap of idle core indices, the cores); shared where cores are."""
+        chip, numerics = self.config.chip, self.gm is not None
+
+        def cores(prefix: str, count: int, kind: CoreKind | None) -> tuple[list[int], list[_Core]]:
+            limits = self.config.core_limits(kind)
+            made = [_Core(i, f"{prefix}{i}", CoreMemory(limits) if numerics else None) for i in range(count)]
+            return list(range(count)), made
+
+        if chip.coupled:
+            pool = cores("core", chip.cube_cores, None)
+            return {kind: pool for kind in CoreKind}
+        return {CoreKind.CUBE: cores("aic", chip.cube_cores, CoreKind.CUBE),
+                CoreKind.VECTOR: cores("aiv", chip.vector_cores, CoreKind.VECTOR),
+                CoreKind.MIXED: ([], [])}
+
+    def _peak_demand(self) -> float:
+        """The most GM bytes per cycle the cores that can be busy at once could move together."""
+        c = self.config
+        per_core = {
+            CoreKind.CUBE: c.mte2.gm_to_l1_bytes_per_cycle + c.fixpipe.l0c_to_gm_bytes_per_cycle,
+            CoreKind.VECTOR: c.mte2.gm_to_ub_bytes_per_cycle + c.mte3.ub_to_gm_bytes_per_cycle,
+        }
+        if c.chip.coupled:
+            core = (max(c.mte2.gm_to_l1_bytes_per_cycle, c.mte2.gm_to_ub_bytes_per_cycle)
+                    + c.mte3.ub_to_gm_bytes_per_cycle + c.fixpipe.l0c_to_gm_bytes_per_cycle)
+            return core * min(c.chip.cube_cores, len(self.program.tasks))
+        return sum(rate * min(len(self.pools[kind][1]), sum(t.kind is kind for t in self.program.tasks))
+                   for kind, rate in per_core.items())
+
+    def run(self) -> Result:
+        """Simulate every task to completion; raises DeadlockError if some never can."""
+        self.ready: dict[int, list[int]] = {}  # by pool identity: a heap of ready task indices
+        for j, count in enumerate(self.waiting):
+            if count == 0:
+                self._make_ready(j)
+        self._dispatch()
+        self.env.run()
+        if any(t is None for t in self.traces):
+            raise DeadlockError(self._stall_report())
+        if self.writes is not None:
+            self.writes.flush_all()
+        stats = self.memsys.stats()
+        memory = MemoryStats(stats["hbm_read_bytes"], stats["hbm_write_bytes"], stats["l2_hit_bytes"],
+                             stats["read_bytes"], tuple(self.memsys.hbm_timeline()), self.config.clock_ghz)
+        tensors = self.gm.tensors(copy=False) if self.gm is not None else None
+        traces = tuple(t for t in self.traces if t is not None)
+        # Not env.now: a superseded memory-system timeout may pop after the last real event.
+        cycles = max((t.last_cycle for t in traces), default=0)
+        return Result(self.program, self.config, cycles, traces, tensors, memory)
+
+    def _make_ready(self, j: int) -> None:
+        heapq.heappush(self.ready.setdefault(id(self.pools[self.program.tasks[j].kind]), []), j)
+
+    def _dispatch(self) -> None:
+        for pool in {id(p): p for p in self.pools.values()}.values():
+            idle, cores = pool
+            queue = self.ready.get(id(pool))
+            while queue and idle:
+                j = heapq.heappop(queue)
+                core = cores[heapq.heappop(idle)]
+                self.env.process(self._run_task(j, core, pool))
+
+    def _run_task(self, j: int, core: _Core, pool: tuple[list[int], list[_Core]]):
+        env, task = self.env, self.program.tasks[j]
+        dispatched = env.now
+        if self.config.chip.dispatch_cycles:
+            yield env.timeout(self.config.chip.dispatch_cycles)
+        state = None
+        if core.memory is not None and self.gm is not None:
+            core.memory.poison()  # a task sees nothing of the one before it on this core
+            state = MachineState(core.memory, self.gm)
+        run = CoreRun(env, core.name, task.kernel, self.config, self.tensors, self.memsys, state, self.writes)
+        self.running[j] = run
+        first = env.now
+        run.start_processes()
+        last = yield run.done
+        del self.running[j]
+        self.traces[j] = _trace(task.name, run, dispatched, first, last)
+        heapq.heappush(pool[0], core.index)
+        for succ in self.successors[j]:
+            self.waiting[succ] -= 1
+            if self.waiting[succ] == 0:
+                self._make_ready(succ)
+        self._dispatch()
+
+    def _stall_report(self) -> str:
+        tasks = self.program.tasks
+        lines = [f"deadlock at cycle {self.env.now}: no core can advance"]
+        lines += [run.stall_report() for run in self.running.values()]
+        blocked = [j for j, t in enumerate(self.traces) if t is None and j not in self.running]
+        if blocked:
+            names = ", ".join(tasks[j].name for j in blocked[:8]) + (" ..." if len(blocked) > 8 else "")
+            lines.append(f"{len(blocked)} task(s) never started, each waiting on an unfinished task: {names}")
+        return "\n".join(lines)
+
+
+def _trace(task: str, run: CoreRun, dispatched: int, first: int, last: int) -> KernelTrace:
+    def arr(a: object, dtype: type) -> np.ndarray:
+        return np.frombuffer(a, dtype=dtype)  # type: ignore[call-overload]
+
+    busy = {p: ps.busy for p, ps in run.pipes.items() if p is not Pipe.S}
+    i64 = np.int64
+    return KernelTrace(task, run.name, run.kernel, arr(run.issue, i64), arr(run.start, i64),
+                       arr(run.busy_end, i64), arr(run.end, i64), arr(run.nbytes, i64), arr(run.flops, i64),
+                       arr(run.released_by, np.int32), busy, dispatched, first, last)
