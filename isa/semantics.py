@@ -10,10 +10,11 @@ correctly synchronised program gives bit-identical results in both):
 - load / move / store: copy; `transpose` gives the source's transpose.
 - fixpipe: the source (fp32 or int32 from L0C) converted to the destination dtype by the cast
   rule below (fp32 -> fp16/bf16 rounds to nearest even; same dtype is a copy).
-- mmad: fp32 accumulation, as on the cube. fp16/bf16/fp32 inputs are widened to fp32 (products of
-  fp16/bf16 values are exact there), summed over K in fp32, in the order of the host's sgemm (so
-  results are bit-identical on one machine and may differ in the last bits between BLAS builds),
-  and with `accumulate` the old fp32 C is added, rounding once more. int8 inputs accumulate in
+- mmad: fp32 accumulation, as on the cube (`mmad_product`, then `accumulate`). fp16/bf16/fp32
+  inputs are widened to fp32 (products of fp16/bf16 values are exact there), summed over K in
+  fp32 in the order of the host's sgemm (so results are bit-identical on one machine and may
+  differ in the last bits between BLAS builds), and with `accumulate` the old fp32 C is added,
+  rounding once more. int8 inputs accumulate in
   int64 and wrap to int32.
 - Element-wise vector ops (vadd vsub vmul vdiv vmax vmin, vadds vmuls vmaxs vmins, vexp, the
   rowexpand family): fp16/bf16 tiles compute in float32 and round to nearest even (for + - * /
@@ -159,17 +160,25 @@ def _fixpipe(instr: Fixpipe, sources: Sequence[np.ndarray]) -> np.ndarray:
     return convert(sources[0], instr.dst.dtype)
 
 
-def _mmad(instr: Mmad, sources: Sequence[np.ndarray]) -> np.ndarray:
+def mmad_product(instr: Mmad, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A @ B as the cube computes it, in the accumulator's dtype (before any old C is added).
+
+    Float: products of fp16/bf16 values are exact in fp32 and the K-sum rounds in fp32, in the
+    order of the host's sgemm. int8: exact in int64, wrapped to int32 (two's complement).
+    """
     if instr.a.dtype.is_float:
-        # fp32 multiply-accumulate, as the cube does: products of fp16/bf16 values are exact in fp32,
-        # the K-sum rounds in fp32 (in the order of the host's sgemm), then the old C is added.
-        product = sources[0].astype(_F32) @ sources[1].astype(_F32)
-        return product + sources[2] if instr.accumulate else product
-    acc = sources[0].astype(_I64) @ sources[1].astype(_I64)
-    if instr.accumulate:
-        acc += sources[2].astype(_I64)
-    # int64 -> int32 by astype wraps (two's complement), as the int32 accumulator does.
-    return acc.astype(instr.dst.dtype.np)
+        return a.astype(_F32) @ b.astype(_F32)
+    return (a.astype(_I64) @ b.astype(_I64)).astype(instr.dst.dtype.np)
+
+
+def accumulate(old: np.ndarray, product: np.ndarray) -> np.ndarray:
+    """C + A @ B into the accumulator: an fp32 add, or an int32 add that wraps."""
+    return old + product
+
+
+def _mmad(instr: Mmad, sources: Sequence[np.ndarray]) -> np.ndarray:
+    product = mmad_product(instr, sources[0], sources[1])
+    return accumulate(sources[2], product) if instr.accumulate else product
 
 
 def _vec_binary(instr: VecBinary, sources: Sequence[np.ndarray]) -> np.ndarray:

@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import simpy
 
-from isa.instructions import Barrier, Instruction, SetFlag, WaitFlag
+from isa.instructions import Barrier, Instruction, Mmad, SetFlag, WaitFlag
 from isa.interpret import result
 from isa.memory import MachineState
 from isa.program import Kernel, Tensor
 from isa.regions import Region
+from isa.semantics import accumulate, mmad_product
 from isa.types import Pipe
 from npusim.config import HardwareConfig
 from npusim.costs import cost
@@ -41,23 +42,29 @@ _KINDS = {SetFlag: _SET, WaitFlag: _WAIT, Barrier: _BARRIER}
 
 
 class PendingWrites:
-    """Functional results waiting for their instruction's completion cycle, applied in time order."""
+    """Functional results waiting for their instruction's completion cycle, applied in time order.
+
+    An accumulating mmad's entry is its product alone: it is added to the accumulator when it lands,
+    so back-to-back mmads into one L0C tile accumulate in order even while their latencies overlap,
+    as the cube's accumulator does (no barrier is needed between them, unlike other same-pipe RAW).
+    """
 
     __slots__ = ("_heap", "_seq")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, Region, np.ndarray, MachineState]] = []
+        self._heap: list[tuple[int, int, Region, np.ndarray, MachineState, bool]] = []
         self._seq = count()  # ties at one cycle resolve in the order instructions started
 
-    def push(self, at: int, state: MachineState, region: Region, value: np.ndarray) -> None:
-        heapq.heappush(self._heap, (at, next(self._seq), region, value, state))
+    def push(self, at: int, state: MachineState, region: Region, value: np.ndarray,
+             add: bool = False) -> None:
+        heapq.heappush(self._heap, (at, next(self._seq), region, value, state, add))
 
     def flush(self, now: int) -> None:
         """Apply every write that completes at or before `now` (a result is visible in its own cycle)."""
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _, _, region, value, state = heapq.heappop(heap)
-            state.write(region, value)
+            _, _, region, value, state, add = heapq.heappop(heap)
+            state.write(region, accumulate(state.view(region), value) if add else value)
 
     def flush_all(self) -> None:
         self.flush(1 << 62)
@@ -304,7 +311,11 @@ class CoreRun:
                 if state is not None:
                     instr = instrs[idx]
                     writes.flush(now)
-                    writes.push(done, state, instr.writes[0], result(instr, state))
+                    if type(instr) is Mmad and instr.accumulate:
+                        product = mmad_product(instr, state.view(instr.a), state.view(instr.b))
+                        writes.push(done, state, instr.dst, product, add=True)
+                    else:
+                        writes.push(done, state, instr.writes[0], result(instr, state))
                 if occ:
                     yield env.timeout(occ)
             elif kind == _GM:  # its bytes go through the chip's memory system, shared with every core

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from isa import (
+    CoreKind,
     DType,
     Fixpipe,
     GmRegion,
@@ -28,6 +29,7 @@ from isa import (
     Role,
     SetFlag,
     Space,
+    Task,
     Tensor,
     Tile,
     WaitFlag,
@@ -105,6 +107,14 @@ def gemm_kernel(name: str, tiles: Iterable[tuple[int, int]], m: int, n: int, k: 
 def tensors(m: int, n: int, k: int, dtype: DType) -> tuple[Tensor, ...]:
     return (Tensor("a", dtype, (m, k), Role.INPUT), Tensor("b", dtype, (k, n), Role.INPUT),
             Tensor("c", DType.FP32, (m, n), Role.OUTPUT))
+
+
+def build(m: int, n: int, k: int, cores: int, dtype: DType = DType.BF16) -> Program:
+    """C = A @ B with the output tiles dealt round-robin to `cores` cube tasks, one per core."""
+    tiles = output_tiles(m, n)
+    tasks = [Task.of(gemm_kernel(f"gemm{c}", tiles[c::cores], m, n, k, dtype), kind=CoreKind.CUBE)
+             for c in range(min(cores, len(tiles)))]
+    return Program("matmul", tensors(m, n, k, dtype), tuple(tasks))
 
 
 def build_single_core(m: int, n: int, k: int, dtype: DType = DType.BF16,

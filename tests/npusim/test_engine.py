@@ -9,9 +9,11 @@ from isa import (
     Barrier,
     BinaryOp,
     DType,
+    Fixpipe,
     GmRegion,
     Kernel,
     Load,
+    Mmad,
     Move,
     Pipe,
     Program,
@@ -213,3 +215,30 @@ def test_inputs_are_required_for_numerics_and_output_roles_start_at_zero():
     assert not result.tensors["y"].any()
     with pytest.raises(Exception, match="x"):
         simulate(Program.single(Kernel("k", (load(0),)), (X,)), CFG)
+
+
+def test_back_to_back_accumulating_mmads_add_up_in_order_without_a_barrier():
+    # Each mmad after the first starts when the one before frees the cube, before its result lands
+    # in L0C; the cube's accumulator still adds them in order, as on hardware (no `barrier M`).
+    a1, b1 = Tile(Space.L1, 0, BF16, (16, 16)), Tile(Space.L1, 512, BF16, (16, 16))
+    a, b = Tile(Space.L0A, 0, BF16, (16, 16)), Tile(Space.L0B, 0, BF16, (16, 16))
+    c = Tile(Space.L0C, 0, FP32, (16, 16))
+    body = (
+        Load(a1, GmRegion("a", 0, 0, 16, 16, BF16)), Load(b1, GmRegion("b", 0, 0, 16, 16, BF16)),
+        SetFlag(Pipe.MTE2, Pipe.MTE1, 0), WaitFlag(Pipe.MTE2, Pipe.MTE1, 0), Move(a, a1), Move(b, b1),
+        SetFlag(Pipe.MTE1, Pipe.M, 0), WaitFlag(Pipe.MTE1, Pipe.M, 0),
+        Mmad(c, a, b), Mmad(c, a, b, accumulate=True), Mmad(c, a, b, accumulate=True),
+        SetFlag(Pipe.M, Pipe.FIX, 0), WaitFlag(Pipe.M, Pipe.FIX, 0),
+        Fixpipe(GmRegion("c", 0, 0, 16, 16, FP32), c),
+    )
+    tensors = (Tensor("a", BF16, (16, 16)), Tensor("b", BF16, (16, 16)),
+               Tensor("c", FP32, (16, 16), Role.OUTPUT))
+    program = Program.single(Kernel("acc", body), tensors)
+    rng = np.random.default_rng(0)
+    values = {name: rng.standard_normal((16, 16)).astype(BF16.np) for name in ("a", "b")}
+    result = simulate(program, CFG, inputs=values)
+    t = result.traces[0]
+    assert t.start[9] == t.busy_end[8] < t.end[8] and t.start[10] < t.end[9]  # latencies overlap
+    product = values["a"].astype(np.float32) @ values["b"].astype(np.float32)
+    np.testing.assert_array_equal(result.tensors["c"], product + product + product)
+    np.testing.assert_array_equal(result.tensors["c"], interpret(program, values, CFG.core_limits())["c"])
