@@ -62,8 +62,13 @@ def _shape(shape: Sequence[int]) -> str:
 
 def _regions(instr: Instruction) -> list[tuple[str, Region]]:
     """Each region operand with its field name, in declaration order (so each appears once)."""
-    every = fields(instr)  # type: ignore[arg-type]  # each ISA instruction class is a dataclass
-    return [(f.name, v) for f in every if isinstance(v := getattr(instr, f.name), Tile | GmRegion)]
+    names = _FIELD_NAMES.get(type(instr))
+    if names is None:  # dataclasses.fields is slow: read each class's field names once
+        names = _FIELD_NAMES[type(instr)] = tuple(f.name for f in fields(instr))  # type: ignore[arg-type]
+    return [(name, v) for name in names if isinstance(v := getattr(instr, name), (Tile, GmRegion))]
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 # --- region checks (every instruction) --------------------------------------------------------
@@ -298,14 +303,21 @@ def _key(key: tuple[Any, Any, int]) -> str:
     return f"({key[0].value}, {key[1].value}, {key[2]})"
 
 
-def _flag_problems(instrs: Sequence[Instruction], limits: CoreLimits) -> list[tuple[int, str]]:
+def _flag_problems(instrs: Sequence[Instruction], limits: CoreLimits, objects: Mapping[int, Instruction],
+                   uses: Mapping[int, int]) -> list[tuple[int, str]]:
     """Event ids in range, flags across two pipes, and every wait matched by a set.
 
     Sets and waits are counted over the whole kernel, not in program order: a wait may precede its
     set in the listing (the set is on another pipe), but each set releases exactly one wait.
+    `objects` are the kernel's distinct instruction objects by id and `uses` how often each occurs.
     """
-    sets = Counter([i.key for i in instrs if type(i) is SetFlag])
-    waits = Counter([i.key for i in instrs if type(i) is WaitFlag])
+    sets: Counter[tuple[Any, Any, int]] = Counter()
+    waits: Counter[tuple[Any, Any, int]] = Counter()
+    for key, instr in objects.items():
+        if type(instr) is SetFlag:
+            sets[instr.key] += uses[key]
+        elif type(instr) is WaitFlag:
+            waits[instr.key] += uses[key]
     num_events = limits.num_events
     if all(0 <= k[2] < num_events and k[0] is not k[1] and waits[k] <= sets[k] for k in sets | waits):
         return []  # the usual case, found in two passes; only a faulty kernel is walked again
@@ -339,24 +351,27 @@ def problems(kernel: Kernel, tensors: Tensors, limits: CoreLimits) -> list[str]:
     declared = dict(tensors) if isinstance(tensors, Mapping) else {t.name: t for t in tensors}
     instrs = kernel.instructions
     found: list[tuple[int, str]] = []
-    # Kernels repeat instructions: each distinct one is checked once, found by identity, else by value.
-    by_id: dict[int, list[str]] = {}
+    # Kernels repeat instructions, often as one shared object: each distinct object is checked once
+    # (equal objects share the result), and only a kernel with a problem is walked in order again.
+    objects = dict(zip(map(id, instrs), instrs, strict=True))
+    uses = Counter(map(id, instrs))
     by_value: dict[Instruction, list[str]] = {}
-    for index, instr in enumerate(instrs):
-        own = by_id.get(id(instr))
-        if own is None:
-            rule = RULES.get(type(instr))
-            if rule is None:
-                own = [f"{type(instr).__name__} is not an ISA instruction; valid: "
-                       f"{_names(c.__name__ for c in RULES)}"]
-            else:
-                own = by_value.get(instr)
-                if own is None:
-                    own = by_value[instr] = _instruction_problems(instr, rule, declared, limits)
-            by_id[id(instr)] = own
+    bad: dict[int, list[str]] = {}
+    for key, instr in objects.items():
+        rule = RULES.get(type(instr))
+        if rule is None:
+            own = [f"{type(instr).__name__} is not an ISA instruction; valid: "
+                   f"{_names(c.__name__ for c in RULES)}"]
+        else:
+            own = by_value.get(instr)
+            if own is None:
+                own = by_value[instr] = _instruction_problems(instr, rule, declared, limits)
         if own:
-            found.extend((index, p) for p in own)
-    found.extend(_flag_problems(instrs, limits))
+            bad[key] = own
+    if bad:
+        for index, instr in enumerate(instrs):
+            found.extend((index, p) for p in bad.get(id(instr), ()))
+    found.extend(_flag_problems(instrs, limits, objects, uses))
     found.sort(key=lambda item: item[0])  # stable: keeps each instruction's problems in check order
     return [_at(index, instrs[index], p) for index, p in found]
 

@@ -77,10 +77,10 @@ def _config(args: argparse.Namespace) -> HardwareConfig:
 
 
 def _prepare(program: Program, config: HardwareConfig, args: argparse.Namespace) -> None:
-    check_program(program, config.core_limits())
+    check_program(program, config.limits_by_kind())
     count = sum(len(k) for k in program.kernels)
     print(f"preset {config.name}; static checks passed "
-          f"({len(program.kernels)} kernel(s), {count} instructions)")
+          f"({len(program.tasks)} task(s), {count} instructions)")
     if args.listing:
         print("\n" + format_program(program))
 
@@ -92,12 +92,18 @@ def _describe(name: str, value: np.ndarray) -> str:
 
 def _report_timing(result: Result) -> None:
     clock = result.config.clock_ghz
+    cores = result.by_core()
     print(f"timing: {result.cycles} cycles = {result.seconds * 1e6:.3f} us at {clock:g} GHz "
-          f"({result.instructions} instructions)")
-    print("  pipe   busy cycles  busy %")
+          f"({result.instructions} instructions, {len(result.traces)} task(s) on {len(cores)} core(s))")
+    print("  pipe   busy cycles  busy % (of all cores' time)")
+    span = max(1, result.cycles) * max(1, len(cores))
     for pipe, busy in result.busy.items():
         if busy:
-            print(f"  {pipe.value:<6} {busy:>11}  {100 * busy / max(1, result.cycles):5.1f}%")
+            print(f"  {pipe.value:<6} {busy:>11}  {100 * busy / span:5.1f}%")
+    mem = result.memory
+    print(f"  GM: {mem.hbm_read_bytes / 1e6:.3f} MB read from HBM, {mem.l2_hit_bytes / 1e6:.3f} MB from L2 "
+          f"(hit rate {100 * mem.l2_hit_rate:.0f}%), {mem.hbm_write_bytes / 1e6:.3f} MB written; HBM "
+          f"{mem.average_gbps(result.cycles):.0f} GB/s on average, {mem.peak_gbps:.0f} GB/s at peak")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

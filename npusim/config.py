@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -247,7 +248,7 @@ def keys(cls: type = HardwareConfig, prefix: str = "") -> list[str]:
     """Every dotted key a preset has, in declaration order."""
     out: list[str] = []
     for f in dataclasses.fields(cls):
-        t = typing.get_type_hints(cls)[f.name]
+        t = _hints(cls)[f.name]
         if dataclasses.is_dataclass(t):
             out += keys(t, f"{prefix}{f.name}.")
         else:
@@ -284,7 +285,7 @@ def _check_scalar(value: Any, t: type, where: str) -> Any:
 
 
 def _build(cls: type, table: Mapping[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(table) - set(names))
     if unknown:
@@ -310,19 +311,32 @@ def available_presets() -> list[str]:
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A config dataclass's field types (resolving them compiles code: done once per class)."""
+    return typing.get_type_hints(cls)
+
+
 def load_preset(name_or_path: str | Path = "910b2") -> HardwareConfig:
     """Load a shipped preset by name or a TOML file by path."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise ConfigError(f"preset file {path} does not exist")
-        text, where = path.read_text(), str(path)
-    else:
-        names = available_presets()
-        if str(name_or_path) not in names:
-            raise ConfigError(f"unknown preset {str(name_or_path)!r}; available: {', '.join(names)}")
-        text = (resources.files("npusim") / "presets" / f"{name_or_path}.toml").read_text()
-        where = f"preset {name_or_path}"
+        return _parse(path.read_text(), str(path))
+    return _shipped(str(name_or_path))
+
+
+@functools.cache
+def _shipped(name: str) -> HardwareConfig:
+    """A shipped preset, parsed once per process (configs are immutable, so sharing is safe)."""
+    names = available_presets()
+    if name not in names:
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(names)}")
+    return _parse((resources.files("npusim") / "presets" / f"{name}.toml").read_text(), f"preset {name}")
+
+
+def _parse(text: str, where: str) -> HardwareConfig:
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -111,23 +111,31 @@ class CoreRun:
 
     def _decode(self, tensors: Mapping[str, Tensor]) -> None:
         """Everything the hot loops need per instruction, worked out once per distinct instruction."""
-        by_id: dict[int, tuple[Any, ...]] = {}
-        by_value: dict[Instruction, tuple[Any, ...]] = {}
-        rows = []
+        by_id: dict[int, int] = {}
+        by_value: dict[Instruction, int] = {}
+        table: list[tuple[Any, ...]] = []  # one row per distinct instruction
+        codes = array("l")  # each instruction's row
         for instr in self.kernel.instructions:
-            row = by_id.get(id(instr))
-            if row is None:
-                row = by_value.get(instr)
-                if row is None:
-                    row = by_value[instr] = self._decode_one(instr, tensors)
-                by_id[id(instr)] = row
-            rows.append(row)
-        kinds, occupancy, latency, nbytes, flops, pipes, aux = zip(*rows, strict=True) if rows else ((),) * 7
-        self.kinds = array("b", kinds)
-        self.occupancy, self.latency = array("q", occupancy), array("q", latency)
-        self.nbytes, self.flops = array("q", nbytes), array("q", flops)
-        self.pipe_of: list[Pipe] = list(pipes)
-        self.aux: list[Any] = list(aux)  # a set/wait_flag's flag key, a GM access's Transfer, else None
+            code = by_id.get(id(instr))
+            if code is None:
+                code = by_value.get(instr)
+                if code is None:
+                    code = by_value[instr] = len(table)
+                    table.append(self._decode_one(instr, tensors))
+                by_id[id(instr)] = code
+            codes.append(code)
+        index = np.frombuffer(codes, dtype=np.int_)
+        columns = list(zip(*table, strict=True)) if table else [()] * 7
+
+        def gathered(column: tuple[Any, ...], typecode: str) -> array:
+            return array(typecode, np.asarray(column, dtype=typecode)[index].tobytes())
+
+        self.kinds = gathered(columns[0], "b")
+        self.occupancy, self.latency = gathered(columns[1], "q"), gathered(columns[2], "q")
+        self.nbytes, self.flops = gathered(columns[3], "q"), gathered(columns[4], "q")
+        pipes, aux = columns[5], columns[6]
+        self.pipe_of: list[Pipe] = [pipes[c] for c in codes]
+        self.aux: list[Any] = [aux[c] for c in codes]  # a set/wait_flag's Flag, a GM access's Transfer
 
     def _decode_one(self, instr: Instruction, tensors: Mapping[str, Tensor]) -> tuple[Any, ...]:
         kind = _KINDS.get(type(instr), _OP)
@@ -325,8 +333,11 @@ class CoreRun:
                     writes.flush(now)
                     value = result(instr, state)
                 moved, hit = memsys.start(tr.region, tr.write, tr.moved, tr.cap)
-                yield moved
-                occupied = env.now + tr.overhead
+                if type(moved) is int:  # uncontended: the bytes take a known time
+                    occupied = now + moved + tr.overhead
+                else:
+                    yield moved
+                    occupied = env.now + tr.overhead
                 done = occupied + (hit_latency if hit and not tr.write else tr.latency)
                 if done > ps.done_at:
                     ps.done_at = done
@@ -334,8 +345,8 @@ class CoreRun:
                 ps.busy += occupied - now
                 if state is not None:
                     writes.push(done, state, instr.writes[0], value)
-                if tr.overhead:
-                    yield env.timeout(tr.overhead)
+                if occupied > env.now:
+                    yield env.timeout(occupied - env.now)
             else:  # barrier on this pipe: later instructions wait for every earlier one to complete
                 if ps.done_at > now:
                     yield env.timeout(ps.done_at - now)

@@ -130,9 +130,12 @@ class MemorySystem:
             starts = base + (rows * cols_total + region.col) * size
             first = starts // line
             count = (starts + region.cols * size - 1) // line - first + 1
-            # Concatenate the ranges first[i] .. first[i] + count[i] - 1 without a Python loop.
-            offsets = np.arange(count.sum(), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-            lines = np.repeat(first, count) + offsets
+            widest = int(count.max())
+            if widest == int(count.min()):  # every row spans as many lines: a 2-D broadcast
+                lines = (first[:, None] + np.arange(widest, dtype=np.int64)).ravel()
+            else:  # concatenate the ranges first[i] .. first[i] + count[i] - 1 without a Python loop
+                offsets = np.arange(count.sum(), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+                lines = np.repeat(first, count) + offsets
             # Rows go up in address, so the list is sorted; neighbours may share a line.
             lines = lines[np.concatenate(([True], lines[1:] != lines[:-1]))]
         lines.flags.writeable = False
@@ -193,17 +196,18 @@ class MemorySystem:
         self._update()
         return flow
 
-    def start(self, region: GmRegion, write: bool, nbytes: int, cap: float) -> tuple[simpy.Event, bool]:
-        """`transfer` for the timing engine's hot path: (event when the bytes are moved, L2 hit).
+    def start(self, region: GmRegion, write: bool, nbytes: int, cap: float) -> tuple[simpy.Event | int, bool]:
+        """`transfer` for the timing engine's hot path: (when the bytes are moved, whether L2 hit).
 
-        When no flow can slow another (`uncontended`), no Flow is built at all.
+        The first is an event to wait on, or, when no flow can slow another (`uncontended`), the
+        number of cycles the bytes take from now: no Flow and no event are made, so the caller can
+        wait for them and what follows with one timeout.
         """
         if not self.uncontended:
             flow = self.transfer(region, write, nbytes, cap)
             return flow.done, flow.hit
         fraction = self._account(region, write, nbytes)
-        cycles = self._at_cap(nbytes, cap, 1.0 if write else 1.0 - fraction)
-        return self.env.timeout(cycles), fraction == 1.0
+        return self._at_cap(nbytes, cap, 1.0 if write else 1.0 - fraction), fraction == 1.0
 
     def _account(self, region: GmRegion, write: bool, nbytes: float) -> float:
         """Touch the region's lines and count its bytes; returns the fraction that hit in L2."""

@@ -62,5 +62,7 @@ def _simulate(program: Program | Kernel, config: HardwareConfig, inputs: Mapping
         program = Program.single(program, ())
     if check:
         check_program(program, config.limits_by_kind())
+    if not numerics:  # nothing computes: spare the BLAS thread-pool switch (a third of a millisecond)
+        return ChipRun(program, config, inputs, numerics).run()
     with numeric_context():
         return ChipRun(program, config, inputs, numerics).run()

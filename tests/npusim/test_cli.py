@@ -10,7 +10,7 @@ from programs import tile_matmul
 def test_run_example_prints_a_match(capsys):
     assert main(["run", "tile-matmul"]) == 0
     out = capsys.readouterr().out
-    assert "static checks passed (1 kernel(s), 12 instructions)" in out
+    assert "static checks passed (1 task(s), 12 instructions)" in out
     assert "out fp32[16, 128]" in out and ": match" in out
 
 
