@@ -453,4 +453,8 @@ def parse_program(text: str, source: str = "<asm>") -> Program:
 def load_program(path: str | Path) -> Program:
     """Read and parse an assembly file."""
     path = Path(path)
-    return parse_program(path.read_text(), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise AsmError(f"not a UTF-8 text file (byte {err.start}: {err.reason})", 1, 1, str(path)) from None
+    return parse_program(text, str(path))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -277,6 +278,8 @@ def _check_scalar(value: Any, t: type, where: str) -> Any:
         raise ConfigError(f"{where} must be a string, got {value!r}")
     if t is bool and not isinstance(value, bool):
         raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if t is float and not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
     if t in (int, float) and value < 0:
         raise ConfigError(f"{where} must not be negative, got {value!r}")
     if t in (int, float) and value == 0 and where.rsplit(": ", 1)[-1] in _POSITIVE:

@@ -190,6 +190,12 @@ class CoreRun:
             kind = kinds[idx]
             issue[idx] = start[idx] = t_issue
             done = t_issue
+            if kind in (_SET, _WAIT) and t_issue > self.env.now and (kind == _WAIT or self.aux[idx].pending):
+                # A flag is judged in cycle order: a wait may consume it, and a set find it still
+                # pending, only once simulated time has reached the cycle the front-end issues them.
+                self._next, self._clock = idx, t
+                self.env.timeout(t_issue - self.env.now).callbacks.append(self._resume)
+                return
             if kind == _SET:
                 earlier = self.aux[idx].set(t_issue + self.config.sync.flag_cycles, idx)
                 if earlier >= 0:
@@ -215,6 +221,9 @@ class CoreRun:
             if ps.wake is not None:
                 ps.wake.succeed()
                 ps.wake = None
+
+    def _resume(self, event: simpy.Event) -> None:
+        self._advance()
 
     def _on_frontend_flag(self, event: simpy.Event) -> None:
         idx = self._next

@@ -26,6 +26,11 @@ class Flag:
         self.sets = 0
         self.waits = 0
 
+    @property
+    def pending(self) -> bool:
+        """A set is waiting for its wait_flag."""
+        return self.visible_at >= 0
+
     def set(self, visible_at: int, setter: int) -> int:
         """Set it from cycle `visible_at`; returns the index of an earlier unconsumed set, or -1."""
         self.sets += 1

@@ -45,6 +45,13 @@ def test_user_mistakes_exit_2_with_one_line(argv, message, capsys):
     assert "Traceback" not in err
 
 
+def test_a_binary_file_is_reported_not_a_traceback(tmp_path, capsys):
+    src = tmp_path / "bin.s"
+    src.write_bytes(b"\xff\xfe\x00")
+    assert main(["asm", str(src)]) == 2
+    assert "not a UTF-8 text file" in capsys.readouterr().err
+
+
 def test_malformed_assembly_points_at_line_and_column(tmp_path, capsys):
     src = tmp_path / "bad.s"
     src.write_text(".kernel k\n    vdup UB[0x0] fp32[16,8] <- \n")

@@ -51,6 +51,9 @@ def test_replace_by_dotted_name_and_errors():
         config.replace({"buffers.l1_bytes": 1.5})
     with pytest.raises(ConfigError, match="must not be negative"):
         config.replace({"buffers.l1_bytes": -1})
+    for bad in ("nan", "inf"):
+        with pytest.raises(ConfigError, match=f"hbm.*bandwidth_gbps must be a finite number, got {bad}"):
+            config.replace(dict([parse_override(f"hbm.bandwidth_gbps={bad}", config)]))
     with pytest.raises(ConfigError, match=r"\[frontend\]: queue_depth must be positive, got 0"):
         config.replace({"frontend.queue_depth": 0})
     assert config.replace({"sync.flag_cycles": 0}).sync.flag_cycles == 0  # zero is a valid latency

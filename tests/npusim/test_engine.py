@@ -242,3 +242,18 @@ def test_back_to_back_accumulating_mmads_add_up_in_order_without_a_barrier():
     product = values["a"].astype(np.float32) @ values["b"].astype(np.float32)
     np.testing.assert_array_equal(result.tensors["c"], product + product + product)
     np.testing.assert_array_equal(result.tensors["c"], interpret(program, values, CFG.core_limits())["c"])
+
+
+def test_front_end_flags_are_judged_in_cycle_order_not_in_run_ahead_order():
+    # The front-end issues the second set at cycle 14, after V consumed the first (at cycle ~6): fine,
+    # although the front-end reaches it in Python before V has run at all.
+    body = (SetFlag(Pipe.S, Pipe.V, 0), WaitFlag(Pipe.S, Pipe.V, 0), *[Barrier(Pipe.S)] * 10,
+            SetFlag(Pipe.S, Pipe.V, 0), WaitFlag(Pipe.S, Pipe.V, 0))
+    t = run(*body).traces[0]
+    assert t.released_by[1] == 0 and t.released_by[13] == 12
+    assert t.end[13] == t.issue[12] + SY.flag_cycles
+    # With V busy for a long time first, the second set really does come before the first wait.
+    big = Tile(Space.UB, 0, FP32, (128, 256))
+    busy = (VecUnary(UnaryOp.EXP, big, big), *body)
+    with pytest.raises(SyncError, match=r"instruction 13 `set_flag S V 0` sets flag \(S -> V, event 0\)"):
+        run(*busy)
