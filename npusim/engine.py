@@ -2,8 +2,9 @@
 
 The front-end issues instructions in program order, one every `issue_cycles`, into a bounded queue
 per pipe; a full queue stalls issue. It keeps its own issue clock and runs ahead of simulated time,
-synchronising only when a queue may be full, at `wait_flag ... S` and at `barrier ALL`: a queue's
-length can only shrink while the front-end is not adding to it, so running ahead never misses a stall.
+synchronising only when a queue may be full, at `wait_flag ... S`, at a `set_flag S ...` whose flag is
+still set, and at `barrier ALL`: a queue's length can only shrink while the front-end is not adding to
+it, so running ahead never misses a stall, and flags on S are judged at their own issue cycle.
 Each pipe executor takes its queue in order: an instruction starts at max(its issue, the end of the
 previous one's occupancy), holds the pipe for its occupancy (one SimPy timeout), and completes after
 its latency. Completion needs no event: set_flag fires at max(now, the pipe's latest completion),
