@@ -42,10 +42,13 @@ _SATURATED = 1e-12  # relative slack below which a resource or a cap counts as f
 
 
 class Flow:
-    """One GM transfer in flight: its completion event, whether it hit in L2, and its progress."""
+    """One GM transfer: its completion event, whether it hit in L2, when it started and ended.
+
+    While it is in flight, its rate and the bytes it has left live in the MemorySystem's arrays.
+    """
 
     __slots__ = ("region", "write", "nbytes", "cap", "hit", "hit_fraction", "done", "start", "end",
-                 "rate", "remaining", "hbm_share")
+                 "hbm_share")
 
     def __init__(self, env: simpy.Environment, region: GmRegion, write: bool, nbytes: float, cap: float,
                  hit_fraction: float) -> None:
@@ -56,8 +59,6 @@ class Flow:
         self.done: simpy.Event = env.event()  # succeeds, with the flow, when the last byte arrives
         self.start: float = env.now
         self.end: float | None = None
-        self.rate = 0.0  # bytes per cycle since the last update
-        self.remaining = float(nbytes)
 
 
 class MemorySystem:
@@ -89,7 +90,10 @@ class MemorySystem:
         self._by_id: dict[int, tuple[GmRegion, np.ndarray]] = {}
         self._region_touch: dict[int, int] = {}  # by region id: the touch counter after its last touch
         self._flows: list[Flow] = []  # active, in start order: ties and iteration are deterministic
-        self._updated = env.now  # when the active flows' `remaining` was last brought up to date
+        # The active flows' state as arrays, in the order of `_flows`: many flows share HBM at once,
+        # and each start or end updates all of them.
+        self._cap = self._share = self._left = self._rate = np.empty(0)
+        self._updated = env.now  # when `_left` (bytes each flow has left) was last brought up to date
         self._version = 0  # of the live timeout; an older one firing is ignored
         self._wake_at: float | None = None
         self.read_bytes = self.write_bytes = 0.0
@@ -188,11 +192,14 @@ class MemorySystem:
         flow = Flow(self.env, region, write, nbytes, cap, fraction)
         if self.uncontended:
             cycles = self._at_cap(nbytes, cap, flow.hbm_share)
-            flow.rate, flow.end = flow.cap, self.env.now + cycles
+            flow.end = self.env.now + cycles
             flow.done = self.env.timeout(cycles, value=flow)
             return flow
         self._advance()
         self._flows.append(flow)
+        self._cap = np.append(self._cap, flow.cap)
+        self._share = np.append(self._share, flow.hbm_share)
+        self._left = np.append(self._left, flow.nbytes)
         self._update()
         return flow
 
@@ -240,37 +247,37 @@ class MemorySystem:
         now = self.env.now
         elapsed = now - self._updated
         self._updated = now
-        still: list[Flow] = []
-        for f in self._flows:
-            f.remaining -= f.rate * elapsed
-            if f.remaining <= f.rate * _DONE_CYCLES:
-                f.remaining, f.end = 0.0, now
-                self.last_done = now
-                f.done.succeed(f)
-            else:
-                still.append(f)
-        self._flows = still
+        if not self._flows:
+            return
+        left = self._left - self._rate * elapsed
+        finished = left <= self._rate * _DONE_CYCLES
+        if finished.any():
+            for i in np.flatnonzero(finished).tolist():  # in start order
+                flow = self._flows[i]
+                flow.end = now
+                flow.done.succeed(flow)
+            self.last_done = now
+            keep = ~finished
+            self._flows = [f for f, k in zip(self._flows, keep.tolist(), strict=True) if k]
+            left, self._cap, self._share = left[keep], self._cap[keep], self._share[keep]
+        self._left = left
 
     def _update(self) -> None:
         """Recompute the rates of the active flows and keep one timeout at the earliest completion."""
-        flows = self._flows
-        on_hbm = sum(f.cap * f.hbm_share for f in flows)
-        on_l2 = sum(f.cap * (1.0 - f.hbm_share) for f in flows)
+        flows, cap, share = self._flows, self._cap, self._share
+        on_hbm, on_l2 = float(cap @ share), float(cap @ (1.0 - share))
         if on_hbm <= self.hbm_bytes_per_cycle and on_l2 <= self.l2_bytes_per_cycle:
-            for f in flows:  # nothing saturates (the common case): every flow at its own cap
-                f.rate = f.cap
+            rate = cap  # nothing saturates (the common case): every flow at its own cap
         else:
-            rates = fair_rates([f.cap for f in flows], [f.hbm_share for f in flows],
-                               self.hbm_bytes_per_cycle, self.l2_bytes_per_cycle)
-            for f, r in zip(flows, rates, strict=True):
-                f.rate = r
-        self._record(sum(f.rate * f.hbm_share for f in flows))
+            rate = np.asarray(fair_rates(cap, share, self.hbm_bytes_per_cycle, self.l2_bytes_per_cycle))
+        self._rate = rate
+        self._record(float(rate @ share))
         if not flows:
             self._version += 1
             self._wake_at = None
             return
         now = self.env.now
-        wake = now + math.ceil(min(f.remaining / f.rate for f in flows) - _EPS_CYCLES)
+        wake = now + math.ceil(float((self._left / rate).min()) - _EPS_CYCLES)
         if wake == self._wake_at:  # the live timeout already fires then
             return
         self._version += 1
