@@ -156,7 +156,10 @@ class CoreRun:
             if p is not Pipe.S:
                 self.env.process(self._executor(self.pipes[p]))
         self._clock = self.env.now
-        self._pipe_state_of = [None if p is Pipe.S else self.pipes[p] for p in self.pipe_of]
+        state_of = [None if p is Pipe.S else self.pipes[p] for p in self.pipe_of]
+        fe = self.config.frontend
+        self._frontend_locals = (self.kinds, self.pipes, state_of, fe.issue_cycles, fe.queue_depth,
+                                 self.issue, self.start, self.busy_end, self.end, len(self.kinds))
         self._advance()
 
     # --- front-end ------------------------------------------------------------------------------
@@ -167,10 +170,8 @@ class CoreRun:
     # no event is spent on the front-end unless it truly waits.
 
     def _advance(self) -> None:
-        kinds, pipes, state_of = self.kinds, self.pipes, self._pipe_state_of
-        issue_cycles, depth = self.config.frontend.issue_cycles, self.config.frontend.queue_depth
-        issue, start, busy_end, end = self.issue, self.start, self.busy_end, self.end
-        n = len(kinds)
+        # One tuple of locals: an executor resumes the front-end at nearly every pop of a full queue.
+        kinds, pipes, state_of, issue_cycles, depth, issue, start, busy_end, end, n = self._frontend_locals
         idx, t = self._next, self._clock
         while idx < n:
             t_issue = t + issue_cycles
