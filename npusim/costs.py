@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from isa.errors import IsaError
 from isa.instructions import (
@@ -150,26 +151,18 @@ def _mmad(i: Mmad, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
     return Cost(occ, occ + cube.latency_cycles, flops=2 * m * k * n)
 
 
-def _vector_cost(cycles_per_repeat: Callable[[HardwareConfig], float]) -> Callable[..., Cost]:
+def _vector_cost(cycles_per_repeat: Callable[[Any, HardwareConfig], float]) -> Callable[..., Cost]:
+    """The cost function of a vector instruction whose op costs `cycles_per_repeat(instr, config)`."""
+
     def cost(i: Instruction, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
         v = c.vector
         largest = max(r.nbytes for r in (*i.reads, *i.writes))
         repeats = math.ceil(largest / v.bytes_per_repeat)
-        occ = v.startup_cycles + _cycles(repeats * cycles_per_repeat(c))
+        occ = v.startup_cycles + _cycles(repeats * cycles_per_repeat(i, c))
         dst = i.writes[0]
         return Cost(occ, occ + v.latency_cycles, flops=dst.shape[0] * dst.shape[1])
 
     return cost
-
-
-def _binary(i: VecBinary, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
-    per_repeat = c.vector.div if i.op is BinaryOp.DIV else c.vector.binary
-    return _vector_cost(lambda _: per_repeat)(i, c, tensors)
-
-
-def _unary(i: VecUnary, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
-    per_repeat = c.vector.exp if i.op is UnaryOp.EXP else c.vector.copy
-    return _vector_cost(lambda _: per_repeat)(i, c, tensors)
 
 
 def _sync(i: Instruction, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
@@ -182,14 +175,14 @@ COSTS: dict[type[Instruction], Callable[..., Cost]] = {
     Mmad: _mmad,
     Fixpipe: _fixpipe,
     Store: _store,
-    VecBinary: _binary,
-    VecScalar: _vector_cost(lambda c: c.vector.scalar),
-    VecUnary: _unary,
-    RowReduce: _vector_cost(lambda c: c.vector.reduce),
-    RowExpand: _vector_cost(lambda c: c.vector.rowexpand),
-    Cast: _vector_cost(lambda c: c.vector.cast),
-    Dup: _vector_cost(lambda c: c.vector.dup),
-    FillPad: _vector_cost(lambda c: c.vector.fillpad),
+    VecBinary: _vector_cost(lambda i, c: c.vector.div if i.op is BinaryOp.DIV else c.vector.binary),
+    VecScalar: _vector_cost(lambda i, c: c.vector.scalar),
+    VecUnary: _vector_cost(lambda i, c: c.vector.exp if i.op is UnaryOp.EXP else c.vector.copy),
+    RowReduce: _vector_cost(lambda i, c: c.vector.reduce),
+    RowExpand: _vector_cost(lambda i, c: c.vector.rowexpand),
+    Cast: _vector_cost(lambda i, c: c.vector.cast),
+    Dup: _vector_cost(lambda i, c: c.vector.dup),
+    FillPad: _vector_cost(lambda i, c: c.vector.fillpad),
     SetFlag: _sync,
     WaitFlag: _sync,
     Barrier: _sync,

@@ -244,13 +244,7 @@ class CoreRun:
     def _on_pipe_idle(self) -> None:
         if self._barrier_pending and self._all_idle():
             self._barrier_pending = False
-            idx = self._next
-            t_issue = self._clock + self.config.frontend.issue_cycles
-            self.issue[idx] = self.start[idx] = t_issue
-            done = max(t_issue, *(ps.done_at for ps in self.pipes.values()))
-            self.busy_end[idx] = self.end[idx] = self._clock = done
-            self._next = idx + 1
-            self._advance()
+            self._advance()  # issues the barrier ALL it stopped at, now that every pipe is idle
 
     # --- flags ------------------------------------------------------------------------------------
 
