@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from isa import DType, GmRegion, Tensor
 from npusim.config import load_preset
@@ -223,3 +225,49 @@ def test_bad_requests_fail_with_the_valid_values():
         ms.transfer(GmRegion("x", 3, 0, 2, 128, FP32), False, 512, 64.0)
     with pytest.raises(ValueError, match="cap > 0"):
         ms.transfer(GmRegion("x", 0, 0, 1, 128, FP32), False, 512, 0.0)
+
+
+def naive_lines(ms: MemorySystem, region: GmRegion, t: Tensor) -> list[int]:
+    """Every line any byte of the region's rows falls in, one byte at a time."""
+    cols_total = t.matrix_shape[1]
+    size, base = t.dtype.itemsize, ms.base(t.name)
+    found = set()
+    for r in range(region.rows):
+        row = region.row + r * region.row_step
+        first = base + (row * cols_total + region.col) * size
+        found.update(b // LINE for b in range(first, first + region.cols * size))
+    return sorted(found)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_l2_residency_equals_stamping_every_line_at_every_touch(data):
+    """The lazy stamps and the region shortcuts give the same hits as the plain per-line model."""
+    pad = Tensor("pad", DType.FP16, (data.draw(st.integers(1, 300)),))  # shifts x off line alignment
+    x = Tensor("x", data.draw(st.sampled_from([FP32, DType.FP16])), (24, data.draw(st.sampled_from([64, 96, 128, 256, 384]))))
+    capacity = data.draw(st.integers(2, 40))
+    ms = MemorySystem(simpy.Environment(), config(l2_lines=capacity), [pad, x])
+    rows_total, cols_total = x.matrix_shape
+
+    @st.composite
+    def regions(draw):
+        step = draw(st.integers(1, 3))
+        row = draw(st.integers(0, rows_total - 1))
+        nrows = draw(st.integers(1, (rows_total - 1 - row) // step + 1))
+        col = draw(st.integers(0, cols_total - 1))
+        return GmRegion("x", row, col, nrows, draw(st.integers(1, cols_total - col)), x.dtype, row_step=step)
+
+    pool = data.draw(st.lists(regions(), min_size=1, max_size=6))
+    order = data.draw(st.lists(st.integers(0, len(pool) - 1), min_size=1, max_size=40))
+    stamps: dict[int, int] = {}
+    counter = 0
+    for i in order:
+        region = pool[i]
+        lines = naive_lines(ms, region, x)
+        np.testing.assert_array_equal(ms.lines_of(region), lines)
+        resident = sum(counter + k - stamps[line] - 1 < capacity
+                       for k, line in enumerate(lines) if line in stamps)
+        for k, line in enumerate(lines):
+            stamps[line] = counter + k
+        counter += len(lines)
+        assert ms._touch(region) == resident / len(lines)
