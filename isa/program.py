@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -109,8 +110,8 @@ class Program:
 
     def __post_init__(self) -> None:
         for what, items in (("tensor", self.tensors), ("task", self.tasks)):
-            names = [item.name for item in items]
-            dupes = sorted({n for n in names if names.count(n) > 1})
+            counts = Counter(item.name for item in items)  # programs have thousands of tasks
+            dupes = sorted(n for n, c in counts.items() if c > 1)
             if dupes:
                 raise ValueError(f"program {self.name}: {what} names used twice: {', '.join(dupes)}")
 
