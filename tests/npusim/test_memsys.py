@@ -244,7 +244,8 @@ def naive_lines(ms: MemorySystem, region: GmRegion, t: Tensor) -> list[int]:
 def test_l2_residency_equals_stamping_every_line_at_every_touch(data):
     """The lazy stamps and the region shortcuts give the same hits as the plain per-line model."""
     pad = Tensor("pad", DType.FP16, (data.draw(st.integers(1, 300)),))  # shifts x off line alignment
-    x = Tensor("x", data.draw(st.sampled_from([FP32, DType.FP16])), (24, data.draw(st.sampled_from([64, 96, 128, 256, 384]))))
+    dtype = data.draw(st.sampled_from([FP32, DType.FP16]))
+    x = Tensor("x", dtype, (24, data.draw(st.sampled_from([64, 96, 128, 256, 384]))))
     capacity = data.draw(st.integers(2, 40))
     ms = MemorySystem(simpy.Environment(), config(l2_lines=capacity), [pad, x])
     rows_total, cols_total = x.matrix_shape

@@ -1,0 +1,186 @@
+"""Paged attention, 1-block and 2-block, against both PyTorch references, and its task graph."""
+
+import math
+
+import numpy as np
+import pytest
+
+from isa import Load, Mmad
+from isa.check import CheckError
+from isa.interpret import interpret
+from npusim import load_preset, simulate
+from programs import paged_attention as pa
+
+CFG = load_preset("910b2")
+TOL = {"rtol": 2e-2, "atol": 2e-2}
+
+
+def run(shape: pa.Shape, lens, variant: str, seed: int = 0):
+    case = pa.make_case(shape, lens, seed=seed)
+    program = pa.build(case, variant)
+    result = simulate(program, CFG, inputs=case.inputs())
+    return case, program, result
+
+
+def check_against_references(case, variant, out):
+    np.testing.assert_allclose(out, pa.reference_online(case, variant), **TOL)
+    np.testing.assert_allclose(out, pa.reference_fp32(case), **TOL)
+    # The golden that steps as the program does computes the same fp32 operations in the same order;
+    # only exp's last bit (numpy's vs torch's) can differ, and where it does, P's bf16 rounding may
+    # go the other way (2^-8 of one weight): ten times tighter than the required tolerance.
+    np.testing.assert_allclose(out, pa.reference_online(case, variant), rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("variant", pa.VARIANTS)
+@pytest.mark.parametrize(("head_dim", "block_size"), [(64, 64), (64, 128), (128, 64), (128, 128)])
+def test_head_dims_and_block_sizes(variant, head_dim, block_size):
+    shape = pa.Shape(batch=2, num_heads=16, num_kv_heads=1, head_dim=head_dim, block_size=block_size)
+    lens = [3 * block_size, 2 * block_size + 5]  # three blocks each: a pair and a tail; a partial block
+    case, _, result = run(shape, lens, variant, seed=head_dim + block_size)
+    check_against_references(case, variant, result.tensors["out"])
+
+
+@pytest.mark.parametrize("variant", pa.VARIANTS)
+@pytest.mark.parametrize("lens", [[1, 7, 63], [64, 65, 128], [129, 200, 256], [300]])
+def test_partial_and_short_contexts(variant, lens):
+    shape = pa.Shape(batch=len(lens), num_heads=16, num_kv_heads=1, head_dim=64, block_size=64)
+    case, _, result = run(shape, lens, variant, seed=sum(lens))
+    check_against_references(case, variant, result.tensors["out"])
+
+
+@pytest.mark.parametrize("variant", pa.VARIANTS)
+@pytest.mark.parametrize(("num_heads", "num_kv_heads"), [
+    (20, 1),  # MQA with a tail q-tile of 4 heads
+    (8, 2),  # GQA: 4 query heads per KV head
+    (40, 2),  # GQA with 20 heads per KV head: tiles of 16 and 4
+    (4, 4),  # MHA: one head per q-tile
+])
+def test_gqa_mqa_and_tail_heads(variant, num_heads, num_kv_heads):
+    shape = pa.Shape(batch=2, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=64, block_size=64)
+    case, program, result = run(shape, [150, 70], variant, seed=num_heads)
+    check_against_references(case, variant, result.tensors["out"])
+    tiles = pa.q_tiles(shape)
+    assert sum(t.rows for t in tiles) == shape.batch * num_heads
+    assert all(t.head0 // shape.group == t.kv_head for t in tiles)  # head h reads KV head h // group
+
+
+def test_gqa_really_reads_each_heads_own_kv_head():
+    """Swapping the two KV heads' data changes exactly the outputs of the heads that read them."""
+    shape = pa.Shape(batch=1, num_heads=4, num_kv_heads=2, head_dim=64, block_size=64)
+    case = pa.make_case(shape, 100, seed=3)
+    swapped = pa.Case(shape, case.query, case.key_cache[:, :, ::-1].copy(), case.value_cache,
+                      case.block_table, case.context_lens, case.scale)
+    a = simulate(pa.build(case, "1block"), CFG, inputs=case.inputs()).tensors["out"]
+    b = simulate(pa.build(swapped, "1block"), CFG, inputs=swapped.inputs()).tensors["out"]
+    assert not np.allclose(a[0, :2], b[0, :2]) and not np.allclose(a[0, 2:], b[0, 2:])
+    np.testing.assert_allclose(b, pa.reference_fp32(swapped), **TOL)
+
+
+def test_timing_run_equals_the_interpreter_bit_for_bit():
+    shape = pa.Shape(batch=3, num_heads=20, num_kv_heads=1, head_dim=64, block_size=64)
+    case = pa.make_case(shape, [5, 130, 320], seed=9)
+    for variant in pa.VARIANTS:
+        program = pa.build(case, variant)
+        timed = simulate(program, CFG, inputs=case.inputs()).tensors
+        plain = interpret(program, case.inputs(), CFG.core_limits())
+        np.testing.assert_array_equal(timed["out"], plain["out"])
+
+
+def test_block_table_is_a_scattered_permutation_of_the_pool():
+    shape = pa.Shape(batch=4, num_heads=16, num_kv_heads=1, head_dim=64, block_size=64)
+    case = pa.make_case(shape, [640, 100, 64, 300], seed=5)
+    counts = [10, 2, 1, 5]
+    used = np.concatenate([case.block_table[b, :n] for b, n in enumerate(counts)])
+    assert sorted(used.tolist()) == list(range(case.num_blocks)) == list(range(sum(counts)))
+    assert not np.all(np.diff(case.block_table[0, :10]) == 1)  # the 10-block request is not contiguous
+    assert case.key_cache.shape == (18, 64, 1, 64) and case.scale == 1 / math.sqrt(64)
+    again = pa.make_case(shape, [640, 100, 64, 300], seed=5)
+    np.testing.assert_array_equal(again.block_table, case.block_table)
+    np.testing.assert_array_equal(again.query.view(np.uint16), case.query.view(np.uint16))
+
+
+def test_two_block_steps_halve_tasks_and_q_loads():
+    shape = pa.Shape(batch=2, num_heads=16, num_kv_heads=1, head_dim=128, block_size=128)
+    case = pa.make_case(shape, [5 * 128, 4 * 128 - 3], seed=2)  # 5 blocks (2 pairs + tail), 4 blocks
+    one, two = pa.build(case, "1block"), pa.build(case, "2block")
+    steps1, steps2 = 5 + 4, 3 + 2
+    # per step qk, softmax and pv; online updates on every step but each q-tile's first
+    assert len(one.tasks) == 3 * steps1 + (steps1 - 2) and len(two.tasks) == 3 * steps2 + (steps2 - 2)
+
+    def q_loads(program):
+        return sum(isinstance(i, Load) and i.src.tensor == "query"
+                   for k in program.kernels for i in k.instructions)
+
+    assert (q_loads(one), q_loads(two)) == (steps1, steps2)
+    pair_qk = next(t.kernel for t in two.tasks if t.name == "qk_r0h0s0")
+    (mmad,) = [i for i in pair_qk.instructions if isinstance(i, Mmad)]
+    assert mmad.dst.shape == (16, 256)  # one score tile over both blocks
+    k_loads = [i for i in pair_qk.instructions if isinstance(i, Load) and i.src.tensor == "key_cache"]
+    assert [ld.src.row // 128 for ld in k_loads] == case.block_table[0, :2].tolist()  # own table entries
+    pair_pv = next(t.kernel for t in two.tasks if t.name == "pv_r0h0s0")
+    assert [i.accumulate for i in pair_pv.instructions if isinstance(i, Mmad)] == [False, True]
+
+
+def test_the_partial_block_is_masked_in_the_softmax():
+    shape = pa.Shape(batch=1, num_heads=16, num_kv_heads=1, head_dim=64, block_size=64)
+    case = pa.make_case(shape, 100, seed=1)
+    two = pa.build(case, "2block")
+    (sm,) = [t.kernel for t in two.tasks if t.name.startswith("sm_")]
+    (pad,) = [i for i in sm.instructions if type(i).__name__ == "FillPad"]
+    assert (pad.valid_cols, pad.value, pad.dst.shape) == (100, -math.inf, (16, 128))
+    result = simulate(two, CFG, inputs=case.inputs())
+    # Garbage K/V past the context must not leak: poison them and the output must not change.
+    poisoned = {**case.inputs()}
+    for name in ("key_cache", "value_cache"):
+        cache = poisoned[name].copy()
+        cache[case.block_table[0, 1], 100 - 64:] = 1e4
+        poisoned[name] = cache
+    again = simulate(two, CFG, inputs=poisoned)
+    np.testing.assert_array_equal(again.tensors["out"], result.tensors["out"])
+
+
+def test_two_block_runs_on_both_core_kinds_and_takes_fewer_cycles_at_long_context():
+    shape = pa.Shape(batch=4, num_heads=16, num_kv_heads=1, head_dim=128, block_size=128)
+    case = pa.make_case(shape, 2048, seed=0)
+    one = simulate(pa.build(case, "1block"), CFG, numerics=False)
+    two = simulate(pa.build(case, "2block"), CFG, numerics=False)
+    assert {t.core[:3] for t in one.traces} == {"aic", "aiv"}
+    assert two.cycles < one.cycles
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"num_heads": 12, "num_kv_heads": 8}, "not a multiple of num_kv_heads"),
+    ({"head_dim": 0}, "head_dim must be a positive integer"),
+    ({"batch": -1}, "batch must be a positive integer"),
+])
+def test_bad_shapes_are_rejected(kwargs, message):
+    args = {"batch": 1, "num_heads": 16, "num_kv_heads": 1, "head_dim": 64, "block_size": 64, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        pa.Shape(**args)
+
+
+def test_bad_cases_are_rejected():
+    shape = pa.Shape(batch=2, num_heads=16, num_kv_heads=1, head_dim=64, block_size=64)
+    with pytest.raises(ValueError, match="request 1 has context length 0"):
+        pa.make_case(shape, [10, 0])
+    with pytest.raises(ValueError, match="3 context lengths given for batch 2"):
+        pa.make_case(shape, [1, 2, 3])
+    case = pa.make_case(shape, [10, 100])
+    with pytest.raises(ValueError, match="unknown paged-attention variant '3block'; valid: 1block, 2block"):
+        pa.build(case, "3block")
+    short = pa.Case(shape, case.query, case.key_cache, case.value_cache, case.block_table[:, :1],
+                    case.context_lens, case.scale)
+    with pytest.raises(ValueError, match="request 1: context length 100 needs 2 blocks of 64"):
+        pa.build(short, "1block")
+    outside = pa.Case(shape, case.query, case.key_cache, case.value_cache, case.block_table + 5,
+                      case.context_lens, case.scale)
+    with pytest.raises(ValueError, match="fall outside the pool of 3 blocks"):
+        pa.build(outside, "1block")
+
+
+def test_a_shape_the_buffers_cannot_hold_names_the_buffer():
+    shape = pa.Shape(batch=1, num_heads=16, num_kv_heads=1, head_dim=256, block_size=128)
+    case = pa.make_case(shape, 300)
+    with pytest.raises(CheckError, match=r"(?s)qk_matmul_2b.*L0B holds 65536 bytes"):
+        simulate(pa.build(case, "2block"), CFG, numerics=False)
+    simulate(pa.build(case, "1block"), CFG, numerics=False)  # K^T [256, 128] fits L0B
