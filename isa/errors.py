@@ -18,7 +18,7 @@ class CheckError(IsaError):
     """A kernel failed its static checks; `problems` lists each one."""
 
     def __init__(self, kernel: str, problems: list[str]):
-        self.problems = problems
+        self.kernel, self.problems = kernel, problems
         shown = problems[:20]
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         lines = "\n  ".join(shown)

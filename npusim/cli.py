@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from isa.asm import format_program, load_program
 from isa.check import check_program
-from isa.errors import IsaError
+from isa.errors import CheckError, IsaError
 from isa.program import Program, Role
 from isa.types import dtype_of
 from npusim.config import (
@@ -25,15 +25,58 @@ from npusim.config import (
     parse_override,
 )
 from npusim.inputs import load_inputs, random_inputs
+from npusim.report import compare_table, summary
 from npusim.results import Result
 from npusim.simulate import simulate
+from programs import registry  # the CLI is the one place npusim loads programs
 
 
 def _add_hardware_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="910b2", help="preset name or TOML file (default: 910b2)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a preset field by dotted name, e.g. buffers.ub_bytes=262144")
-    p.add_argument("--listing", action="store_true", help="print the program's assembly before running it")
+                   help="override a preset field by dotted name, e.g. buffers.ub_bytes=262144 (repeatable)")
+
+
+def _add_program_options(p: argparse.ArgumentParser, workload: registry.Workload,
+                         skip: Sequence[str] = ()) -> None:
+    group = p.add_argument_group(f"{workload.name} options")
+    for option in workload.options:
+        if option.name in skip:
+            continue
+        default = "none" if option.default is None else option.default
+        group.add_argument(option.flag, dest=option.name, type=_arg_type(option.parse),
+                           default=option.default, choices=option.choices,
+                           help=f"{option.help} (default: {default})")
+
+
+def _arg_type(parse: Any) -> Any:
+    if parse in (int, str):
+        return parse  # argparse's own message names the option and the value
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _with_variants() -> list[registry.Workload]:
+    return [w for w in registry.WORKLOADS.values() if w.variants]
+
+
+def _variant_list(workload: registry.Workload) -> Any:
+    def variants(text: str) -> list[str]:
+        names = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [v for v in names if v not in workload.variants]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"unknown variant {', '.join(bad) or repr(text)}; "
+                                             f"valid: {', '.join(workload.variants)}")
+        return list(dict.fromkeys(names))
+
+    return variants
 
 
 def _command(sub: Any, name: str, summary: str, example: str) -> argparse.ArgumentParser:
@@ -41,19 +84,55 @@ def _command(sub: Any, name: str, summary: str, example: str) -> argparse.Argume
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+class UsageError(Exception):
+    """A command-line mistake found after parsing (an impossible shape, a program that does not fit)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (`npusim: error: ...`) through `main`, not usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("npusim").strip()
+        raise UsageError(f"{command}: {message}" if command else message)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="npusim",
         description="Cycle-approximate simulator of an Ascend-class (Da Vinci) NPU.",
-        epilog="example:\n  npusim run tile-matmul\n  npusim asm programs/tile_matmul.s\n",
+        epilog="example:\n  npusim run tile-matmul\n"
+               "  npusim compare paged-attention --batch 8 --context-len 2048\n"
+               "  npusim asm programs/tile_matmul.s\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = _command(sub, "run", "run a program by name and check it against PyTorch",
-                   "npusim run tile-matmul --seed 3 --listing")
-    run.add_argument("program", help="a name from `npusim programs`")
-    run.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
-    _add_hardware_options(run)
+                   "npusim run paged-attention --variant 2block --batch 8 --context-len 2048")
+    programs = run.add_subparsers(dest="program", required=True, metavar="PROGRAM",
+                                  help=f"one of: {', '.join(registry.WORKLOADS)}")
+    for workload in registry.WORKLOADS.values():
+        p = _command(programs, workload.name, workload.summary, workload.example)
+        _add_program_options(p, workload)
+        _add_hardware_options(p)
+        p.add_argument("--no-numerics", dest="numerics", action="store_false",
+                       help="time only: compute nothing and skip the reference check")
+        p.add_argument("--listing", action="store_true",
+                       help="print the program's assembly before running it")
+    compare = _command(sub, "compare",
+                       "run a program's variants side by side: cycles, pipe busy time, speedup",
+                       "npusim compare paged-attention --variants 1block,2block --batch 8 --context-len 2048")
+    programs = compare.add_subparsers(dest="program", required=True, metavar="PROGRAM",
+                                      help=f"one of: {', '.join(w.name for w in _with_variants())}")
+    for workload in _with_variants():
+        p = _command(programs, workload.name, f"compare variants of {workload.name}",
+                     f"npusim compare {workload.name} --variants {','.join(workload.variants)}")
+        p.add_argument("--variants", type=_variant_list(workload), default=list(workload.variants),
+                       help="comma-separated, the first is the baseline "
+                            f"(default: {','.join(workload.variants)})")
+        _add_program_options(p, workload, skip=("variant",))
+        _add_hardware_options(p)
+        p.add_argument("--no-numerics", dest="numerics", action="store_false",
+                       help="time only: compute nothing and skip the reference check")
     asm = _command(sub, "asm", "run a kernel written in assembly text",
                    "npusim asm programs/tile_matmul.s --input q=q.npy   # inputs not given are random")
     asm.add_argument("file", type=Path, help="an assembly file (.s); see docs/isa.md")
@@ -61,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="value of an input tensor from a .npy file (repeatable)")
     asm.add_argument("--seed", type=int, default=0, help="seed of the inputs not given (default: 0)")
     _add_hardware_options(asm)
+    asm.add_argument("--listing", action="store_true", help="print the program's assembly before running it")
     presets = _command(sub, "presets", "list the hardware presets, or one preset's keys and values",
                        "npusim presets --keys --preset 910b3")
     presets.add_argument("--keys", action="store_true", help="print every key of --preset with its value")
@@ -77,7 +157,7 @@ def _config(args: argparse.Namespace) -> HardwareConfig:
 
 
 def _prepare(program: Program, config: HardwareConfig, args: argparse.Namespace) -> None:
-    check_program(program, config.limits_by_kind())
+    check_program(program, config.limits_by_kind())  # a second time for a workload: cheap, and asm needs it
     count = sum(len(k) for k in program.kernels)
     print(f"preset {config.name}; static checks passed "
           f"({len(program.tasks)} task(s), {count} instructions)")
@@ -90,47 +170,84 @@ def _describe(name: str, value: np.ndarray) -> str:
     return f"  {name} {dtype_of(value.dtype).value}{list(value.shape)}: first values {head}"
 
 
-def _report_timing(result: Result) -> None:
-    clock = result.config.clock_ghz
-    cores = result.by_core()
-    print(f"timing: {result.cycles} cycles = {result.seconds * 1e6:.3f} us at {clock:g} GHz "
-          f"({result.instructions} instructions, {len(result.traces)} task(s) on {len(cores)} core(s))")
-    print("  pipe   busy cycles  busy % (of all cores' time)")
-    span = max(1, result.cycles) * max(1, len(cores))
-    for pipe, busy in result.busy.items():
-        if busy:
-            print(f"  {pipe.value:<6} {busy:>11}  {100 * busy / span:5.1f}%")
-    mem = result.memory
-    print(f"  GM: {mem.hbm_read_bytes / 1e6:.3f} MB read from HBM, {mem.l2_hit_bytes / 1e6:.3f} MB from L2 "
-          f"(hit rate {100 * mem.l2_hit_rate:.0f}%), {mem.hbm_write_bytes / 1e6:.3f} MB written; HBM "
-          f"{mem.average_gbps(result.cycles):.0f} GB/s on average, {mem.peak_gbps:.0f} GB/s at peak")
+def _instance(workload: registry.Workload, args: argparse.Namespace, config: HardwareConfig,
+              **fixed: Any) -> registry.Instance:
+    """Build the workload from the parsed options and check it against the chip's cores."""
+    values = {o.name: getattr(args, o.name) for o in workload.options if hasattr(args, o.name)} | fixed
+    try:
+        instance = workload.instance(values, config.chip.cube_cores)
+    except ValueError as err:
+        raise UsageError(f"{workload.name}: {err}") from None
+    try:
+        check_program(instance.program, config.limits_by_kind())
+    except CheckError as err:
+        more = f" (and {len(err.problems) - 1} more problem(s))" if len(err.problems) > 1 else ""
+        raise UsageError(f"{workload.name} {_params(instance.params)} does not fit preset {config.name}: "
+                         f"kernel {err.kernel}, {err.problems[0]}{more}") from None
+    return instance
+
+
+def _params(params: Mapping[str, Any]) -> str:
+    shown = {k: v for k, v in params.items() if v is not None}
+    return "(" + ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                           for k, v in shown.items()) + ")"
+
+
+def _run(instance: registry.Instance, config: HardwareConfig, numerics: bool
+         ) -> tuple[Result, dict[str, np.ndarray] | None]:
+    values = instance.inputs() if numerics else None
+    return simulate(instance.program, config, inputs=values, numerics=numerics, check=False), values
+
+
+def _check_numerics(instance: registry.Instance, result: Result, values: dict[str, np.ndarray],
+                    quiet: bool = False) -> bool:
+    """Compare every output with every reference; print one line per (reference, tensor)."""
+    outputs, ok = result.tensors or {}, True
+    tol = f"rtol={instance.rtol:g}, atol={instance.atol:g}"
+    for ref_name, expected in instance.references(values).items():
+        if not quiet:
+            print(f"numerics against {ref_name} ({tol}):")
+        for name, want in expected.items():
+            got = outputs[name].astype(np.float64)
+            err = np.abs(got - want.astype(np.float64))
+            close = bool(np.allclose(got, want, rtol=instance.rtol, atol=instance.atol))
+            ok &= close
+            rel = float((err / np.maximum(np.abs(want), np.finfo(np.float32).tiny)).max())
+            if not quiet:
+                print(_describe(name, outputs[name]))
+                print(f"    max |sim - ref| = {err.max():.3e}, max relative = {rel:.3e}: "
+                      f"{'match' if close else 'MISMATCH'}")
+    return ok
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from programs import registry  # the CLI is the one place npusim loads programs
-
     workload = registry.get(args.program)
     config = _config(args)
-    print(f"{workload.name}: {workload.summary}")
-    program = workload.build()
-    _prepare(program, config, args)
-    values = workload.inputs(args.seed)
-    result = simulate(program, config, inputs=values, check=False)  # checked just above
-    _report_timing(result)
-    outputs = result.tensors or {}
-    expected = workload.reference(values)
-    ok = True
-    tol = f"rtol={workload.rtol:g}, atol={workload.atol:g}"
-    print(f"numerics (inputs from seed {args.seed}) against PyTorch ({tol}):")
-    for name, want in expected.items():
-        got = outputs[name].astype(np.float64)
-        err = np.abs(got - want.astype(np.float64))
-        close = bool(np.allclose(got, want, rtol=workload.rtol, atol=workload.atol))
-        ok &= close
-        rel = float((err / np.maximum(np.abs(want), np.finfo(np.float32).tiny)).max())
-        print(_describe(name, outputs[name]))
-        print(f"    max |sim - torch| = {err.max():.3e}, max relative = {rel:.3e}: "
-              f"{'match' if close else 'MISMATCH'}")
+    instance = _instance(workload, args, config)
+    print(f"{workload.name} {_params(instance.params)}: {workload.summary}")
+    _prepare(instance.program, config, args)
+    result, values = _run(instance, config, args.numerics)
+    print(summary(result))
+    if values is None:
+        print("numerics: off (--no-numerics): timing only, no reference check")
+        return 0
+    return 0 if _check_numerics(instance, result, values) else 1
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    workload = registry.get(args.program)
+    config = _config(args)
+    rows, ok = [], True
+    for variant in args.variants:
+        instance = _instance(workload, args, config, variant=variant)
+        result, values = _run(instance, config, args.numerics)
+        matched = None if values is None else _check_numerics(instance, result, values, quiet=True)
+        ok &= matched is not False
+        rows.append((variant, instance, result, matched))
+    first = rows[0][1].params
+    print(f"{workload.name} {_params({k: v for k, v in first.items() if k != 'variant'})} on preset "
+          f"{config.name}" + (f" with {', '.join(args.overrides)}" if args.overrides else ""))
+    print(compare_table([(variant, result, matched) for variant, _, result, matched in rows]))
     return 0 if ok else 1
 
 
@@ -141,7 +258,7 @@ def _cmd_asm(args: argparse.Namespace) -> int:
     given = load_inputs(program, args.inputs)
     values = {**random_inputs(program, args.seed, skip=given), **given}
     result = simulate(program, config, inputs=values, check=False)  # checked just above
-    _report_timing(result)
+    print(summary(result))
     drawn = sorted(set(values) - set(given))
     source = f"drawn with seed {args.seed}: {', '.join(drawn)}" if drawn else "all given"
     print(f"outputs (inputs {source}):")
@@ -162,25 +279,25 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _cmd_programs(args: argparse.Namespace) -> int:
-    from programs import registry
-
     for workload in registry.WORKLOADS.values():
-        print(f"{workload.name:<14} {workload.summary}")
+        variants = f" (variants: {', '.join(workload.variants)})" if workload.variants else ""
+        print(f"{workload.name:<16} {workload.summary}{variants}")
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "asm": _cmd_asm, "presets": _cmd_presets, "programs": _cmd_programs}
+_COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "asm": _cmd_asm, "presets": _cmd_presets,
+             "programs": _cmd_programs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `npusim` console script; user mistakes print one line and exit 2."""
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         return _COMMANDS[args.command](args)
     except BrokenPipeError:  # output piped into a reader that stopped early, e.g. `| head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit, to swallow the flush
         return 0
-    except (IsaError, ConfigError, KeyError, OSError) as err:
+    except (IsaError, ConfigError, KeyError, OSError, UsageError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"npusim: error: {message}", file=sys.stderr)
         return 2

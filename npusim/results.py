@@ -136,3 +136,21 @@ class Result:
                 busy[pipe] += cycles
             out[trace.core] = (tasks + 1, busy)
         return out
+
+    def utilization(self) -> dict[Pipe, float]:
+        """Busy fraction of each pipe over the run, across the cores that have it and ran a task.
+
+        A pipe's capacity is `cycles` on every such core: on a split chip M counts the cube cores
+        that ran tasks, V the vector cores, MTE2 both.
+        """
+        kinds = {t.kind for t in self.program.tasks}
+        pipes_of = {kind: self.config.core_limits(kind).pipes for kind in kinds}
+        core_pipes: dict[str, set[Pipe]] = {}
+        for task, trace in zip(self.program.tasks, self.traces, strict=True):
+            core_pipes.setdefault(trace.core, set()).update(pipes_of[task.kind])
+        busy = self.busy
+        out = {}
+        for pipe in Pipe:
+            cores = sum(pipe in pipes for pipes in core_pipes.values())
+            out[pipe] = busy[pipe] / (self.cycles * cores) if cores and self.cycles else 0.0
+        return out

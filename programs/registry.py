@@ -1,35 +1,162 @@
-"""Programs the command line can run by name, each with its input generator and PyTorch reference."""
+"""Programs the command line can run by name: their options, inputs and PyTorch references."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from isa.program import Program
-from programs import tile_matmul
+from isa.types import DType
+from programs import matmul, paged_attention, tile_matmul
+
+
+@dataclass(frozen=True)
+class Option:
+    """One program option: `--name` on the command line (dashes for underscores)."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    choices: Sequence[str] | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A workload built for one set of option values: the program, its inputs, what torch says."""
+
+    program: Program
+    params: Mapping[str, Any]  # every option's value, defaults included
+    inputs: Callable[[], dict[str, np.ndarray]]  # drawn on demand: a timing-only run needs none
+    references: Callable[[dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]  # name -> outputs
+    rtol: float
+    atol: float
 
 
 @dataclass(frozen=True)
 class Workload:
-    """A runnable program: how to build it, make its inputs, and what torch says it must compute."""
+    """A runnable program family: its options and how to build an instance from their values."""
 
     name: str
     summary: str
-    build: Callable[[], Program]
-    inputs: Callable[[int], dict[str, np.ndarray]]
-    reference: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
-    rtol: float
-    atol: float
+    options: tuple[Option, ...]
+    make: Callable[[dict[str, Any], int], Instance]  # (option values, cube cores on the chip)
+    example: str = ""
+    variants: tuple[str, ...] = field(default=())
 
+    def instance(self, values: Mapping[str, Any], cube_cores: int) -> Instance:
+        """Build with `values` (missing options take their defaults); ValueError for a bad value."""
+        known = {o.name for o in self.options}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{self.name} has no option {', '.join(unknown)}; "
+                             f"valid: {', '.join(sorted(known)) or 'none'}")
+        params = {o.name: o.default for o in self.options} | dict(values)
+        return self.make(params, cube_cores)
+
+
+def int_list(text: str) -> list[int]:
+    """'1,300,4096' -> [1, 300, 4096]."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers, got {text!r}") from None
+
+
+# --- tile-matmul --------------------------------------------------------------------------------
+
+def _tile_matmul(params: dict[str, Any], cube_cores: int) -> Instance:
+    return Instance(tile_matmul.build(), params, lambda: tile_matmul.inputs(params["seed"]),
+                    lambda values: {"torch fp32": tile_matmul.reference(values)}, rtol=1e-5, atol=1e-5)
+
+
+# --- matmul -------------------------------------------------------------------------------------
+
+_DTYPES = {"bf16": DType.BF16, "fp16": DType.FP16}
+
+
+def _matmul(params: dict[str, Any], cube_cores: int) -> Instance:
+    m, n, k = params["m"], params["n"], params["k"]
+    for name in ("m", "n", "k"):
+        if params[name] < 1:
+            raise ValueError(f"matmul --{name} must be at least 1, got {params[name]}")
+    if params["cores"] < 0:
+        raise ValueError(f"matmul --cores must be 0 (all) or more, got {params['cores']}")
+    dtype = _DTYPES[params["dtype"]]
+    cores = params["cores"] or cube_cores
+    program = matmul.build(m, n, k, cores, dtype)
+    return Instance(program, params, lambda: matmul.inputs(m, n, k, dtype, params["seed"]),
+                    lambda values: {"torch fp32": matmul.reference(values)}, rtol=1e-4, atol=1e-4)
+
+
+# --- paged attention ----------------------------------------------------------------------------
+
+def _paged_attention(params: dict[str, Any], cube_cores: int) -> Instance:
+    shape = paged_attention.Shape(params["batch"], params["num_heads"], params["num_kv_heads"],
+                                  params["head_dim"], params["block_size"])
+    if params["context_lens"] is not None:  # one length per request: --context-len does not apply
+        params = params | {"context_len": None}
+    lens = params["context_lens"] if params["context_lens"] is not None else params["context_len"]
+    case = paged_attention.make_case(shape, lens, seed=params["seed"])
+    variant = params["variant"]
+    program = paged_attention.build(case, variant)
+
+    def references(values: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+        golden = paged_attention.reference_online(case, variant)
+        return {f"online-softmax golden ({variant} steps, bf16 P)": {"out": golden},
+                "plain fp32 attention": {"out": paged_attention.reference_fp32(case)}}
+
+    return Instance(program, params, case.inputs, references, rtol=2e-2, atol=2e-2)
+
+
+_SEED = Option("seed", int, 0, "seed of the random inputs")
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
         Workload(
+            "paged-attention",
+            "vLLM-style paged attention over a block-table KV cache, 1-block or 2-block (multitier) steps",
+            (
+                Option("variant", str, "2block", "KV blocks per step: one, or pairs then a 1-block tail",
+                       choices=paged_attention.VARIANTS),
+                Option("batch", int, 64, "requests"),
+                Option("num_heads", int, 16, "query heads"),
+                Option("num_kv_heads", int, 1, "KV heads (1: MQA; num_heads: MHA; between: GQA)"),
+                Option("head_dim", int, 128, "head dimension"),
+                Option("block_size", int, 128, "tokens per KV-cache block"),
+                Option("context_len", int, 8192, "context length of every request"),
+                Option("context_lens", int_list, None, "one context length per request, e.g. 1,300,4096 "
+                       "(overrides --context-len)"),
+                _SEED,
+            ),
+            _paged_attention,
+            example="npusim run paged-attention --variant 1block --batch 3 --context-lens 100,2048,513",
+            variants=paged_attention.VARIANTS,
+        ),
+        Workload(
+            "matmul", "tiled GEMM C = A @ B (fp16/bf16 in, fp32 out), double-buffered, over the cube cores",
+            (
+                Option("m", int, 1024, "rows of A and C"),
+                Option("n", int, 1024, "columns of B and C"),
+                Option("k", int, 1024, "columns of A, rows of B"),
+                Option("dtype", str, "bf16", "input dtype", choices=tuple(_DTYPES)),
+                Option("cores", int, 0, "cube cores to use (0: all of the chip's)"),
+                _SEED,
+            ),
+            _matmul,
+            example="npusim run matmul --m 2048 --n 2048 --k 512 --dtype fp16",
+        ),
+        Workload(
             "tile-matmul", "one 16x128 @ 128x128 bf16 cube tile (load, move, mmad, fixpipe)",
-            tile_matmul.build, tile_matmul.inputs, tile_matmul.reference, rtol=1e-5, atol=1e-5,
+            (_SEED,), _tile_matmul, example="npusim run tile-matmul --seed 3 --listing",
         ),
     )
 }

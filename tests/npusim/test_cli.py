@@ -1,5 +1,7 @@
 """The command line: the Quick start command works, and user mistakes get one clear line."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -30,7 +32,24 @@ def test_asm_runs_a_file_with_given_inputs(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "nope"], "unknown program 'nope'; available: tile-matmul"),
+        (["run", "nope"], "run: argument PROGRAM: invalid choice: 'nope' (choose from 'paged-attention', "
+                          "'matmul', 'tile-matmul')"),
+        (["compare", "matmul"], "compare: argument PROGRAM: invalid choice: 'matmul' (choose from "
+                                "'paged-attention')"),
+        (["run", "paged-attention", "--variant", "3block"], "argument --variant: invalid choice: '3block'"),
+        (["compare", "paged-attention", "--variants", "1block,4block"],
+         "argument --variants: unknown variant 4block; valid: 1block, 2block"),
+        (["run", "paged-attention", "--context-lens", "1,x"],
+         "argument --context-lens: expected comma-separated integers, got '1,x'"),
+        (["run", "paged-attention", "--batch", "2", "--context-lens", "5,0"],
+         "paged-attention: request 1 has context length 0"),
+        (["run", "paged-attention", "--num-heads", "12", "--num-kv-heads", "8"],
+         "num_heads 12 is not a multiple of num_kv_heads 8"),
+        (["run", "paged-attention", "--batch", "1", "--context-len", "300", "--head-dim", "256"],
+         "does not fit preset 910b2: kernel qk_matmul_2b, instruction 8 `move     L0B[0x0000] bf16[256,256]"),
+        (["run", "matmul", "--m", "0"], "matmul --m must be at least 1, got 0"),
+        (["run", "matmul", "--dtype", "fp32"], "argument --dtype: invalid choice: 'fp32'"),
+        (["run", "tile-matmul", "--bogus"], "unrecognized arguments: --bogus"),
         (["run", "tile-matmul", "--preset", "nope"], "unknown preset 'nope'"),
         (["run", "tile-matmul", "--set", "buffers.l0b_bytes=16384"], "L0B holds 16384 bytes"),
         (["run", "tile-matmul", "--set", "buffers.nope=1"], "unknown config key 'buffers.nope'"),
@@ -79,3 +98,44 @@ def test_presets_keys_lists_every_key_with_its_value(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert "chip.cube_cores = 20" in lines and "mte2.gm_to_l1_bytes_per_cycle = 160.0" in lines
     assert len(lines) == len(__import__("npusim.config").config.keys())
+
+
+def test_run_paged_attention_checks_both_references(capsys):
+    argv = ["run", "paged-attention", "--variant", "1block", "--batch", "2", "--num-heads", "20",
+            "--head-dim", "64", "--block-size", "64", "--context-lens", "70,5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(variant=1block, batch=2, num_heads=20, num_kv_heads=1, head_dim=64, block_size=64, " \
+           "context_lens=70,5, seed=0)" in out
+    assert "numerics against online-softmax golden (1block steps, bf16 P)" in out
+    assert "numerics against plain fp32 attention" in out
+    assert out.count(": match") == 2 and "MISMATCH" not in out
+
+
+def test_run_matmul_with_options_and_timing_only(capsys):
+    assert main(["run", "matmul", "--m", "130", "--n", "200", "--k", "64", "--dtype", "fp16",
+                 "--cores", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "static checks passed (2 task(s)" in out and "c fp32[130, 200]" in out and ": match" in out
+    assert main(["run", "matmul", "--m", "256", "--n", "256", "--k", "128", "--no-numerics",
+                 "--set", "hbm.bandwidth_gbps=800"]) == 0
+    out = capsys.readouterr().out
+    assert "numerics: off" in out and "4 task(s) on 4 core(s)" in out  # one task per 128x128 output tile
+    peak = float(re.search(r"([0-9.]+) GB/s at peak", out).group(1))
+    assert 0 < peak <= 800  # the --set HBM bandwidth bounds it
+
+
+def test_compare_prints_a_row_per_variant_with_the_speedup(capsys):
+    argv = ["compare", "paged-attention", "--batch", "2", "--head-dim", "64", "--block-size", "64",
+            "--context-len", "300"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("paged-attention (batch=2, num_heads=16") and "on preset 910b2" in lines[0]
+    assert lines[1].split()[:5] == ["variant", "cycles", "us", "speedup", "tasks"]
+    one, two = (line.split() for line in lines[3:5])
+    assert one[0] == "1block" and one[3] == "1.00x" and two[0] == "2block"
+    cycles1, cycles2 = (int(row[1].replace(",", "")) for row in (one, two))
+    assert two[3] == f"{cycles1 / cycles2:.2f}x"
+    # 5 blocks each: 1-block 5 steps, 2-block 3 steps; 3 tasks a step plus 4 or 2 updates per request
+    assert (one[4], two[4]) == (str(2 * (3 * 5 + 4)), str(2 * (3 * 3 + 2)))
+    assert one[-1] == two[-1] == "match"
