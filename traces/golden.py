@@ -1,0 +1,93 @@
+"""Golden timing summaries: small runs whose cycle counts must not drift without a deliberate commit.
+
+    python traces/golden.py            # rewrite traces/golden.json from the current simulator
+    python traces/golden.py --check    # exit 1 and print the differences if anything drifted
+
+tests/test_golden.py runs the same check. A change to the timing model, a preset or a program that
+moves any figure here must regenerate the file in the same commit and say why in its message.
+Every run uses the default preset (910b2) with numerics off: timing does not depend on the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
+
+from isa.program import Program  # noqa: E402
+from npusim import load_preset, simulate  # noqa: E402
+from programs import matmul, paged_attention, tile_matmul  # noqa: E402
+
+GOLDEN = Path(__file__).with_name("golden.json")
+PRESET = "910b2"
+
+
+def _paged(variant: str, shape: paged_attention.Shape, lens: list[int]) -> Callable[[], Program]:
+    return lambda: paged_attention.build(paged_attention.make_case(shape, lens, seed=0), variant)
+
+
+MHA_SMALL = paged_attention.Shape(batch=2, num_heads=16, num_kv_heads=1, head_dim=128, block_size=128)
+GQA_TAIL = paged_attention.Shape(batch=3, num_heads=40, num_kv_heads=2, head_dim=64, block_size=64)
+
+CASES: dict[str, Callable[[], Program]] = {
+    "paged_attention_1block_b2_ctx300_513": _paged("1block", MHA_SMALL, [300, 513]),
+    "paged_attention_2block_b2_ctx300_513": _paged("2block", MHA_SMALL, [300, 513]),
+    "paged_attention_1block_gqa_tail": _paged("1block", GQA_TAIL, [1, 129, 320]),
+    "paged_attention_2block_gqa_tail": _paged("2block", GQA_TAIL, [1, 129, 320]),
+    "matmul_300x260x200_4cores": lambda: matmul.build(300, 260, 200, cores=4),
+    "matmul_512x512x512_24cores": lambda: matmul.build(512, 512, 512, cores=24),
+    "tile_matmul": tile_matmul.build,
+}
+
+
+def summarize(program: Program) -> dict[str, Any]:
+    """Total cycles, per-pipe busy cycles, task and instruction counts, HBM bytes of one run."""
+    result = simulate(program, load_preset(PRESET), numerics=False)
+    return {
+        "cycles": result.cycles,
+        "busy": {pipe.value: cycles for pipe, cycles in result.busy.items() if cycles},
+        "tasks": len(result.traces),
+        "instructions": result.instructions,
+        "hbm_bytes": int(result.memory.hbm_bytes),
+    }
+
+
+def current() -> dict[str, dict[str, Any]]:
+    return {name: summarize(build()) for name, build in CASES.items()}
+
+
+def differences(golden: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """Every figure that differs, as 'case: field golden -> now'."""
+    out = []
+    for name in sorted(set(golden) | set(now)):
+        if name not in now or name not in golden:
+            out.append(f"{name}: {'no longer produced' if name not in now else 'new case, not in golden.json'}")
+            continue
+        g, n = golden[name], now[name]
+        for key in sorted(set(g) | set(n)):
+            if g.get(key) != n.get(key):
+                out.append(f"{name}: {key} {g.get(key)} -> {n.get(key)}")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare with golden.json instead of writing it")
+    args = parser.parse_args()
+    now = current()
+    if args.check:
+        diff = differences(json.loads(GOLDEN.read_text()), now)
+        print("\n".join(diff) if diff else f"no drift in {len(now)} golden runs")
+        return 1 if diff else 0
+    GOLDEN.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {GOLDEN} ({len(now)} runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
