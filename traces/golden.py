@@ -66,7 +66,8 @@ def differences(golden: dict[str, Any], now: dict[str, Any]) -> list[str]:
     out = []
     for name in sorted(set(golden) | set(now)):
         if name not in now or name not in golden:
-            out.append(f"{name}: {'no longer produced' if name not in now else 'new case, not in golden.json'}")
+            why = "no longer produced" if name not in now else "new case, not in golden.json"
+            out.append(f"{name}: {why}")
             continue
         g, n = golden[name], now[name]
         for key in sorted(set(g) | set(n)):
