@@ -184,3 +184,18 @@ def test_a_shape_the_buffers_cannot_hold_names_the_buffer():
     with pytest.raises(CheckError, match=r"(?s)qk_matmul_2b.*L0B holds 65536 bytes"):
         simulate(pa.build(case, "2block"), CFG, numerics=False)
     simulate(pa.build(case, "1block"), CFG, numerics=False)  # K^T [256, 128] fits L0B
+
+
+def test_the_seed_configuration_runs_and_matches_for_both_variants():
+    """batch 64, 16 heads (MQA), head_dim 128, block 128, context 8192, scattered block tables."""
+    shape = pa.Shape(batch=64, num_heads=16, num_kv_heads=1, head_dim=128, block_size=128)
+    case = pa.make_case(shape, 8192, seed=0)
+    fp32 = pa.reference_fp32(case)
+    cycles = {}
+    for variant in pa.VARIANTS:
+        result = simulate(pa.build(case, variant), CFG, inputs=case.inputs())
+        out = result.tensors["out"]
+        np.testing.assert_allclose(out, fp32, **TOL)
+        np.testing.assert_allclose(out, pa.reference_online(case, variant), **TOL)
+        cycles[variant] = result.cycles
+    assert cycles["2block"] < cycles["1block"]
