@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from isa import DType
 from isa.interpret import interpret
 from npusim import load_preset, simulate
 from programs import matmul, vector_scale
@@ -23,6 +24,15 @@ def test_gemm_over_cube_cores_matches_torch_and_the_interpreter(m, n, k, cores):
     np.testing.assert_array_equal(result.tensors["c"], interpret(program, values, CFG.core_limits())["c"])
     tiles = len(matmul.output_tiles(m, n))
     assert {t.core for t in result.traces} == {f"aic{i}" for i in range(min(cores, tiles))}
+
+
+def test_gemm_in_fp16_matches_torch():
+    program = matmul.build(144, 200, 260, cores=4, dtype=DType.FP16)
+    values = matmul.inputs(144, 200, 260, DType.FP16, seed=7)
+    assert values["a"].dtype == np.float16
+    result = simulate(program, CFG, inputs=values)
+    want = torch.from_numpy(values["a"]).float() @ torch.from_numpy(values["b"]).float()
+    torch.testing.assert_close(torch.from_numpy(result.tensors["c"]), want, rtol=1e-4, atol=1e-4)
 
 
 def test_vector_scale_streams_bands_on_vector_cores():
