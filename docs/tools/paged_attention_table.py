@@ -44,8 +44,8 @@ def main() -> int:
     if args.overrides:
         config = config.replace(dict(parse_override(o, config) for o in args.overrides))
     pipes = " | ".join(f"{p.value} %" for p in SHOWN_PIPES)
-    print(f"| batch | context | variant | cycles | us | speedup | tasks | instructions | q loads | sync instr "
-          f"| HBM MB | HBM GB/s | {pipes} |")
+    print("| batch | context | variant | cycles | us | speedup | tasks | instructions | q loads "
+          f"| sync instr | HBM MB | HBM GB/s | {pipes} |")
     print("|" + " ---: |" * (12 + len(SHOWN_PIPES)))
     for batch in BATCHES:
         for context in CONTEXTS:
