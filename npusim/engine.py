@@ -295,24 +295,34 @@ class CoreRun:
             start[idx] = now
             kind = kinds[idx]
             if kind == _WAIT:  # flags first: most of a pipelined kernel's instructions are sync
-                got = aux[idx].wait(env)
-                if type(got) is not tuple:  # not set yet: sleep until a set_flag hands it over
+                flag = aux[idx]
+                visible_at = flag.visible_at
+                if visible_at >= 0:  # Flag.wait inlined: the set is pending, take it
+                    released_by[idx] = flag.setter
+                    flag.visible_at = flag.setter = -1
+                    flag.waits += 1
+                else:  # not set yet: sleep until a set_flag hands it over
                     ps.blocked = idx
-                    got = yield got
+                    visible_at, released_by[idx] = yield flag.wait(env)
                     ps.blocked = -1
                     now = env.now
-                visible_at, released_by[idx] = got
                 if visible_at > now:
                     yield env.timeout(visible_at - now)
                     now = visible_at
                 busy_end[idx] = end[idx] = now
             elif kind == _SET:
-                fire = max(now, ps.done_at) + flag_cycles
+                done_at = ps.done_at
+                fire = (now if now > done_at else done_at) + flag_cycles
                 busy_end[idx] = now
                 end[idx] = fire
-                earlier = aux[idx].set(fire, idx)
-                if earlier >= 0:
-                    self._double_set(idx, earlier, now)
+                flag = aux[idx]
+                if flag.waiter is None and flag.visible_at < 0:  # Flag.set inlined: nobody waits yet
+                    flag.visible_at, flag.setter = fire, idx
+                    flag.sets += 1
+                else:
+                    earlier = flag.set(fire, idx)
+                    if earlier >= 0:
+                        self._double_set(idx, earlier, now)
             elif kind == _OP:
                 occ = occupancy[idx]
                 done = now + latency[idx]
