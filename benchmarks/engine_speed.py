@@ -240,8 +240,8 @@ def table(res: dict[str, Any]) -> str:
         unit = " B" if "bytes" in name else "x"
         out.append(f"target {name} <= {t['limit']:g}{unit}: worst {t['worst']:.2f}{unit} "
                    f"-> {'PASS' if t['met'] else 'FAIL'}")
-    out.append(f"(speed targets over the long kernels: {', '.join(TARGET_SIZES)}; numerics on runs at 10k and "
-               f"100k only: at 1M, C alone is ~1.1 GB of fp32 in GM)")
+    out.append(f"(speed targets over the long kernels: {', '.join(TARGET_SIZES)}; numerics on runs at 10k "
+               f"and 100k only: at 1M, C alone is ~1.1 GB of fp32 in GM)")
     return "\n".join(out)
 
 
