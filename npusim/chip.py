@@ -11,7 +11,7 @@ It needs no process of its own: it acts when the run starts and whenever a task 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import simpy
@@ -26,6 +26,8 @@ from npusim.engine import CoreRun, PendingWrites
 from npusim.flags import SyncError
 from npusim.memsys import MemorySystem
 from npusim.results import KernelTrace, MemoryStats, Result
+
+_EVENTS_PER_REPORT = 20_000  # SimPy events between progress reports: a few ms of wall time
 
 
 class DeadlockError(SyncError):
@@ -65,6 +67,7 @@ class ChipRun:
                 self.successors[i].append(j)
         self.traces: list[KernelTrace | None] = [None] * len(tasks)
         self.running: dict[int, CoreRun] = {}
+        self.issued = 0  # instructions of the finished tasks
 
     def _build_pools(self) -> dict[CoreKind, tuple[list[int], list[_Core]]]:
         """For each kind of kernel, (a heap of idle core indices, the cores); shared where cores are."""
@@ -96,14 +99,21 @@ class ChipRun:
         return sum(rate * min(len(self.pools[kind][1]), sum(t.kind is kind for t in self.program.tasks))
                    for kind, rate in per_core.items())
 
-    def run(self) -> Result:
-        """Simulate every task to completion; raises DeadlockError if some never can."""
+    def run(self, progress: Callable[[int, int], None] | None = None) -> Result:
+        """Simulate every task to completion; raises DeadlockError if some never can.
+
+        `progress(instructions issued, instructions in the program)` is called every few thousand
+        events and once at the end; it only observes, so results are the same with or without it.
+        """
         self.ready: dict[int, list[int]] = {}  # by pool identity: a heap of ready task indices
         for j, count in enumerate(self.waiting):
             if count == 0:
                 self._make_ready(j)
         self._dispatch()
-        self.env.run()
+        if progress is None:
+            self.env.run()
+        else:
+            self._run_reporting(progress)
         if any(t is None for t in self.traces):
             raise DeadlockError(self._stall_report())
         if self.writes is not None:
@@ -116,6 +126,18 @@ class ChipRun:
         # Not env.now: a superseded memory-system timeout may pop after the last real event.
         cycles = max((t.last_cycle for t in traces), default=0)
         return Result(self.program, self.config, cycles, traces, tensors, memory)
+
+    def _run_reporting(self, progress: Callable[[int, int], None]) -> None:
+        """`env.run()` in slices of events, reporting how many instructions have issued."""
+        step, total = self.env.step, sum(len(k) for k in self.program.kernels)
+        try:
+            while True:
+                for _ in range(_EVENTS_PER_REPORT):
+                    step()
+                progress(self.issued + sum(run.issued for run in self.running.values()), total)
+        except simpy.core.EmptySchedule:
+            pass
+        progress(self.issued + sum(run.issued for run in self.running.values()), total)
 
     def _make_ready(self, j: int) -> None:
         heapq.heappush(self.ready.setdefault(id(self.pools[self.program.tasks[j].kind]), []), j)
@@ -144,6 +166,7 @@ class ChipRun:
         run.start_processes()
         last = yield run.done
         del self.running[j]
+        self.issued += len(task.kernel)
         self.traces[j] = _trace(task.name, run, dispatched, first, last)
         heapq.heappush(pool[0], core.index)
         for succ in self.successors[j]:

@@ -1,9 +1,15 @@
-"""The `npusim` command line: run programs by name or from assembly, list presets and programs."""
+"""The `npusim` command line: run programs by name or from assembly, compare variants, list what exists.
+
+Every command prints a human summary on stdout; `--json` moves it to stderr and prints one JSON
+object on stdout instead, so `npusim run ... --json > run.json` works alongside a timeline.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +22,7 @@ from isa.check import check_program
 from isa.errors import CheckError, IsaError
 from isa.program import Program, Role
 from isa.types import dtype_of
+from npusim import outputs, plots, timeline, trace
 from npusim.config import (
     ConfigError,
     HardwareConfig,
@@ -79,6 +86,41 @@ def _variant_list(workload: registry.Workload) -> Any:
     return variants
 
 
+def _add_numerics_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-numerics", dest="numerics", action="store_false",
+                   help="time only: compute nothing and skip the reference check")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    _add_numerics_option(p)
+    p.add_argument("--listing", action="store_true", help="print the program's assembly before running it")
+    _add_output_options(p, single_run=True)
+
+
+def _add_output_options(p: argparse.ArgumentParser, single_run: bool) -> None:
+    g = p.add_argument_group("output")
+    if single_run:
+        g.add_argument("--timeline", action="store_true",
+                       help="print a text timeline: chip summary, or lanes per pipe of --core/--task")
+        g.add_argument("--core", metavar="NAME", help="timeline and plot: this core, e.g. aic0")
+        g.add_argument("--task", metavar="NAME", help="timeline: this task and its instructions")
+        g.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                       help="timeline colours (default: auto: a terminal and no NO_COLOR)")
+    g.add_argument("--trace", metavar="FILE.json", type=Path,
+                   help="write a Chrome trace (open it in ui.perfetto.dev or chrome://tracing)")
+    g.add_argument("--trace-sync", choices=trace.SYNC_MODES, default="show",
+                   help="'hide' leaves set_flag/wait_flag/barrier slices out of the trace (default: show)")
+    g.add_argument("--plot", metavar="FILE.png", type=Path,
+                   help="write a figure: utilization per core, a core's pipes, HBM bandwidth"
+                        if single_run else "write a bar chart of the variants side by side")
+    g.add_argument("--json", action="store_true",
+                   help="print one JSON object on stdout (the text goes to stderr)")
+    if single_run:
+        g.add_argument("--dump", metavar="DIR", type=Path, help="write every GM tensor as DIR/NAME.npy and "
+                       "DIR/summary.json (needs numerics)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _command(sub: Any, name: str, summary: str, example: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=summary, description=summary, epilog=f"example:\n  {example}\n",
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -114,10 +156,7 @@ def _parser() -> argparse.ArgumentParser:
         p = _command(programs, workload.name, workload.summary, workload.example)
         _add_program_options(p, workload)
         _add_hardware_options(p)
-        p.add_argument("--no-numerics", dest="numerics", action="store_false",
-                       help="time only: compute nothing and skip the reference check")
-        p.add_argument("--listing", action="store_true",
-                       help="print the program's assembly before running it")
+        _add_run_options(p)
     compare = _command(sub, "compare",
                        "run a program's variants side by side: cycles, pipe busy time, speedup",
                        "npusim compare paged-attention --variants 1block,2block --batch 8 --context-len 2048")
@@ -131,8 +170,8 @@ def _parser() -> argparse.ArgumentParser:
                             f"(default: {','.join(workload.variants)})")
         _add_program_options(p, workload, skip=("variant",))
         _add_hardware_options(p)
-        p.add_argument("--no-numerics", dest="numerics", action="store_false",
-                       help="time only: compute nothing and skip the reference check")
+        _add_numerics_option(p)
+        _add_output_options(p, single_run=False)
     asm = _command(sub, "asm", "run a kernel written in assembly text",
                    "npusim asm programs/tile_matmul.s --input q=q.npy   # inputs not given are random")
     asm.add_argument("file", type=Path, help="an assembly file (.s); see docs/isa.md")
@@ -141,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     asm.add_argument("--seed", type=int, default=0, help="seed of the inputs not given (default: 0)")
     _add_hardware_options(asm)
     asm.add_argument("--listing", action="store_true", help="print the program's assembly before running it")
+    _add_output_options(asm, single_run=True)
     presets = _command(sub, "presets", "list the hardware presets, or one preset's keys and values",
                        "npusim presets --keys --preset 910b3")
     presets.add_argument("--keys", action="store_true", help="print every key of --preset with its value")
@@ -267,6 +307,198 @@ def _cmd_asm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> HardwareConfig:
+    config = load_preset(args.preset)
+    if args.overrides:
+        config = config.replace(dict(parse_override(o, config) for o in args.overrides))
+    return config
+
+
+def _overrides(args: argparse.Namespace, config: HardwareConfig) -> dict[str, Any]:
+    return dict(parse_override(o, config) for o in args.overrides)
+
+
+class _Out:
+    """Where the human text goes: stdout, or stderr when stdout carries the JSON."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.stream = sys.stderr if getattr(args, "json", False) else sys.stdout
+
+    def __call__(self, text: str = "") -> None:
+        print(text, file=self.stream)
+
+
+def _checked(program: Program, config: HardwareConfig, out: _Out, args: argparse.Namespace) -> None:
+    check_program(program, config.limits_by_kind())
+    count = sum(len(k) for k in program.kernels)
+    out(f"preset {config.name}; static checks passed ({len(program.tasks)} task(s), {count} instructions)")
+    if args.listing:
+        out("\n" + format_program(program))
+
+
+def _describe(name: str, value: np.ndarray) -> str:
+    head = np.array2string(value.reshape(-1)[:6].astype(np.float64), precision=4, separator=", ")
+    return f"  {name} {dtype_of(value.dtype).value}{list(value.shape)}: first values {head}"
+
+
+def _instance(workload: registry.Workload, args: argparse.Namespace, config: HardwareConfig,
+              **fixed: Any) -> registry.Instance:
+    """Build the workload from the parsed options and check it against the chip's cores."""
+    values = {o.name: getattr(args, o.name) for o in workload.options if hasattr(args, o.name)} | fixed
+    try:
+        instance = workload.instance(values, config.chip.cube_cores)
+    except ValueError as err:
+        raise UsageError(f"{workload.name}: {err}") from None
+    try:
+        check_program(instance.program, config.limits_by_kind())
+    except CheckError as err:
+        more = f" (and {len(err.problems) - 1} more problem(s))" if len(err.problems) > 1 else ""
+        raise UsageError(f"{workload.name} {_params(instance.params)} does not fit preset {config.name}: "
+                         f"kernel {err.kernel}, {err.problems[0]}{more}") from None
+    return instance
+
+
+def _params(params: Mapping[str, Any]) -> str:
+    shown = {k: v for k, v in params.items() if v is not None}
+    return "(" + ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                           for k, v in shown.items()) + ")"
+
+
+def _simulate(program: Program, config: HardwareConfig, values: dict[str, np.ndarray] | None,
+              args: argparse.Namespace, label: str) -> Result:
+    progress = outputs.Progress.for_terminal(args.quiet, label)
+    try:
+        return simulate(program, config, inputs=values, numerics=values is not None, check=False,
+                        progress=progress)
+    finally:
+        progress.close()
+
+
+def _print_check(check: Mapping[str, Any], outs: Mapping[str, np.ndarray], out: _Out) -> None:
+    tol = f"rtol={check['rtol']:g}, atol={check['atol']:g}"
+    reference = None
+    for row in check["comparisons"]:
+        if row["reference"] != reference:
+            reference = row["reference"]
+            out(f"numerics against {reference} ({tol}):")
+        out(_describe(row["tensor"], outs[row["tensor"]]))
+        out(f"    max |sim - ref| = {row['max_abs_error']:.3e}, max relative = {row['max_rel_error']:.3e}: "
+            f"{'match' if row['match'] else 'MISMATCH'}")
+
+
+def _validate_outputs(program: Program, args: argparse.Namespace, numerics: bool) -> None:
+    """Mistakes in the output options, found before a long run rather than after it."""
+    if getattr(args, "task", None) is not None and args.task not in {t.name for t in program.tasks}:
+        names = [t.name for t in program.tasks]
+        shown = ", ".join(names[:6]) + (f", ... ({len(names)} tasks)" if len(names) > 6 else "")
+        raise UsageError(f"--task {args.task!r}: the program has no such task; tasks: {shown}")
+    if getattr(args, "dump", None) is not None and not numerics:
+        raise UsageError("--dump needs the GM tensors, which only a run with numerics computes; "
+                         "drop --no-numerics")
+    for option in ("trace", "plot"):
+        path = getattr(args, option, None)
+        if path is not None and not path.parent.exists():
+            raise UsageError(f"--{option} {path}: folder {path.parent} does not exist")
+
+
+def _write_outputs(result: Result, args: argparse.Namespace, out: _Out, record: dict[str, Any]) -> None:
+    """The timeline, trace, plot, dump and JSON a single run was asked for."""
+    if args.timeline:
+        width = shutil.get_terminal_size((120, 24)).columns
+        out()
+        out(timeline.render(result, width=width, color=timeline.use_color(args.color, out.stream),
+                            core=args.core, task=args.task))
+    if args.trace is not None:
+        count = trace.write(args.trace, [(None, result)], args.trace_sync)
+        out(f"trace: {count} events in {args.trace} (open it in ui.perfetto.dev)")
+    if args.plot is not None:
+        plots.save(plots.run_figure(result, core=args.core), args.plot)
+        out(f"plot: {args.plot}")
+    if args.dump is not None:
+        files = outputs.dump(args.dump, result, record)
+        out(f"dump: {len(files) - 1} tensors and summary.json in {args.dump}")
+    if args.json:
+        print(json.dumps(record, indent=1))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    workload = registry.get(args.program)
+    config = _config(args)
+    out = _Out(args)
+    instance = _instance(workload, args, config)
+    _validate_outputs(instance.program, args, args.numerics)
+    out(f"{workload.name} {_params(instance.params)}: {workload.summary}")
+    _checked(instance.program, config, out, args)
+    values = instance.inputs() if args.numerics else None
+    result = _simulate(instance.program, config, values, args, workload.name)
+    out(summary(result))
+    check = None
+    if values is None:
+        out("numerics: off (--no-numerics): timing only, no reference check")
+    else:
+        check = outputs.numerics_check(instance.references(values), result.tensors or {}, instance.rtol,
+                                       instance.atol)
+        _print_check(check, result.tensors or {}, out)
+    record = outputs.record(result, workload.name, instance.params, _overrides(args, config), check)
+    _write_outputs(result, args, out, record)
+    return 0 if check is None or check["match"] else 1
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    workload = registry.get(args.program)
+    config = _config(args)
+    out = _Out(args)
+    if args.plot is not None and not args.plot.parent.exists():
+        raise UsageError(f"--plot {args.plot}: folder {args.plot.parent} does not exist")
+    instances = [_instance(workload, args, config, variant=v) for v in args.variants]  # all checked first
+    rows, records = [], []
+    for variant, instance in zip(args.variants, instances, strict=True):
+        values = instance.inputs() if args.numerics else None
+        result = _simulate(instance.program, config, values, args, f"{workload.name} {variant}")
+        check = None if values is None else outputs.numerics_check(
+            instance.references(values), result.tensors or {}, instance.rtol, instance.atol)
+        rows.append((variant, result, None if check is None else check["match"]))
+        records.append(outputs.record(result, workload.name, instance.params, _overrides(args, config),
+                                      check))
+    common = {k: v for k, v in instances[0].params.items() if k != "variant"}
+    title = (f"{workload.name} {_params(common)} on preset {config.name}"
+             + (f" with {', '.join(args.overrides)}" if args.overrides else ""))
+    out(title)
+    out(compare_table(rows))
+    if args.trace is not None:
+        count = trace.write(args.trace, [(variant, result) for variant, result, _ in rows], args.trace_sync)
+        out(f"trace: {count} events in {args.trace}, one block of processes per variant (ui.perfetto.dev)")
+    if args.plot is not None:
+        plots.save(plots.compare_figure([(v, r) for v, r, _ in rows], title), args.plot)
+        out(f"plot: {args.plot}")
+    if args.json:
+        base = rows[0][1].cycles
+        runs = [{**rec, "speedup": base / rec["cycles"] if rec["cycles"] else None} for rec in records]
+        print(json.dumps({"program": workload.name, "baseline": args.variants[0], "runs": runs}, indent=1))
+    return 0 if all(matched is not False for _, _, matched in rows) else 1
+
+
+def _cmd_asm(args: argparse.Namespace) -> int:
+    program = load_program(args.file)
+    config = _config(args)
+    out = _Out(args)
+    _validate_outputs(program, args, True)
+    _checked(program, config, out, args)
+    given = load_inputs(program, args.inputs)
+    values = {**random_inputs(program, args.seed, skip=given), **given}
+    result = _simulate(program, config, values, args, str(args.file))
+    out(summary(result))
+    drawn = sorted(set(values) - set(given))
+    source = f"drawn with seed {args.seed}: {', '.join(drawn)}" if drawn else "all given"
+    out(f"outputs (inputs {source}):")
+    for tensor in program.tensors_of(Role.OUTPUT):
+        out(_describe(tensor.name, (result.tensors or {})[tensor.name]))
+    params = {"file": str(args.file), "seed": args.seed, "inputs": sorted(given), "random_inputs": drawn}
+    record = outputs.record(result, program.name, params, _overrides(args, config), None)
+    _write_outputs(result, args, out, record)
+    return 0
+
+
 def _cmd_presets(args: argparse.Namespace) -> int:
     if args.keys:
         config = load_preset(args.preset)
@@ -297,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a reader that stopped early, e.g. `| head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit, to swallow the flush
         return 0
-    except (IsaError, ConfigError, KeyError, OSError, UsageError) as err:
+    except (IsaError, ConfigError, KeyError, OSError, UsageError, timeline.TimelineError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"npusim: error: {message}", file=sys.stderr)
         return 2

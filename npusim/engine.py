@@ -378,6 +378,11 @@ class CoreRun:
     # --- after the run ----------------------------------------------------------------------------
 
     @property
+    def issued(self) -> int:
+        """Instructions issued so far (the front-end issues in order)."""
+        return self._next
+
+    @property
     def finished(self) -> bool:
         return self.issue_done and all(ps.finished for p, ps in self.pipes.items() if p is not Pipe.S)
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from isa.types import Pipe
 from npusim.results import Result
+from npusim.roofline import Bounds, bounds
 
 # Pipes in data-flow order, as the tables show them (S runs only sync and barriers).
 SHOWN_PIPES = (Pipe.MTE2, Pipe.MTE1, Pipe.M, Pipe.FIX, Pipe.V, Pipe.MTE3)
@@ -27,7 +28,14 @@ def summary(result: Result) -> str:
                  f"from L2 (hit rate {100 * mem.l2_hit_rate:.0f}%), {mem.hbm_write_bytes / 1e6:.3f} MB "
                  f"written; HBM {mem.average_gbps(result.cycles):.0f} GB/s on average, "
                  f"{mem.peak_gbps:.0f} GB/s at peak")
+    lines.append(roofline_line(bounds(result)))
     return "\n".join(lines)
+
+
+def roofline_line(b: Bounds) -> str:
+    """Speed of light: the compute and memory bounds as shares of the achieved time, and the limit."""
+    return (f"  speed of light: cube compute {100 * b.compute:.1f}%, HBM {100 * b.memory:.1f}% of the "
+            f"achieved {b.cycles} cycles; {b.explain()}")
 
 
 def compare_table(rows: Sequence[tuple[str, Result, bool | None]]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -11,6 +12,12 @@ import numpy as np
 from isa.program import Kernel, Program
 from isa.types import Pipe
 from npusim.config import HardwareConfig
+
+
+def core_order(name: str) -> tuple[str, int]:
+    """Sort key for core names: aic2 before aic10."""
+    m = re.match(r"(\D*)(\d*)$", name)
+    return (m.group(1), int(m.group(2) or 0)) if m else (name, 0)
 
 
 class Record(NamedTuple):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
@@ -40,6 +40,7 @@ def simulate(
     inputs: Mapping[str, np.ndarray] | None = None,
     numerics: bool = True,
     check: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Result:
     """Time `program` on the chip of `config` (default preset 910b2): its tasks on as many cores.
 
@@ -47,14 +48,15 @@ def simulate(
     when they complete) and the Result holds every GM tensor; `inputs` gives the input tensors.
     Raises CheckError before running if the program fails the static checks (`check=False` skips
     them, for studying what a broken kernel does), SyncError if a flag is set twice, DeadlockError
-    if the kernel can never finish.
+    if the kernel can never finish. `progress(instructions issued, total)` is called now and then
+    (a progress bar); it does not change the result.
     """
     with _gc_paused():
-        return _simulate(program, config or load_preset(), inputs, numerics, check)
+        return _simulate(program, config or load_preset(), inputs, numerics, check, progress)
 
 
 def _simulate(program: Program | Kernel, config: HardwareConfig, inputs: Mapping[str, np.ndarray] | None,
-              numerics: bool, check: bool) -> Result:
+              numerics: bool, check: bool, progress: Callable[[int, int], None] | None) -> Result:
     if isinstance(program, Kernel):
         if any(isinstance(r, GmRegion) for i in program.instructions for r in (*i.reads, *i.writes)):
             raise IsaError(f"kernel {program.name} addresses GM, so it needs its tensors: "
@@ -63,6 +65,6 @@ def _simulate(program: Program | Kernel, config: HardwareConfig, inputs: Mapping
     if check:
         check_program(program, config.limits_by_kind())
     if not numerics:  # nothing computes: spare the BLAS thread-pool switch (a third of a millisecond)
-        return ChipRun(program, config, inputs, numerics).run()
+        return ChipRun(program, config, inputs, numerics).run(progress)
     with numeric_context():
-        return ChipRun(program, config, inputs, numerics).run()
+        return ChipRun(program, config, inputs, numerics).run(progress)

@@ -1,0 +1,119 @@
+"""What a run leaves behind for scripts: the JSON record, the numerics check, GM dumps, progress."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from isa.types import DType, Pipe, dtype_of
+from npusim.results import Result
+from npusim.roofline import bounds
+
+PROGRESS_AFTER_SECONDS = 2.0
+
+
+def numerics_check(references: Mapping[str, Mapping[str, np.ndarray]], outputs: Mapping[str, np.ndarray],
+                   rtol: float, atol: float) -> dict[str, Any]:
+    """Every (reference, output tensor) pair: max absolute and relative error, and whether it is close."""
+    rows = []
+    for ref_name, expected in references.items():
+        for name, want in expected.items():
+            got = outputs[name].astype(np.float64)
+            want64 = want.astype(np.float64)
+            err = np.abs(got - want64)
+            rel = err / np.maximum(np.abs(want64), np.finfo(np.float32).tiny)
+            rows.append({"reference": ref_name, "tensor": name, "max_abs_error": float(err.max()),
+                         "max_rel_error": float(rel.max()),
+                         "match": bool(np.allclose(got, want64, rtol=rtol, atol=atol))})
+    return {"checked": True, "rtol": rtol, "atol": atol, "match": all(r["match"] for r in rows),
+            "comparisons": rows}
+
+
+def record(result: Result, program: str, parameters: Mapping[str, Any], overrides: Mapping[str, Any],
+           numerics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run as one JSON-ready object: what ran, on what, how long, what bounded it, whether it matched."""
+    util, busy = result.utilization(), result.busy
+    b = bounds(result)
+    limiter, share = b.limiter
+    mem = result.memory
+    return {
+        "program": program,
+        "variant": parameters.get("variant"),
+        "parameters": dict(parameters),
+        "preset": result.config.name,
+        "overrides": dict(overrides),
+        "cycles": result.cycles,
+        "microseconds": result.seconds * 1e6,
+        "tasks": len(result.traces),
+        "instructions": result.instructions,
+        "cores": len(result.by_core()),
+        "busy_cycles": {p.value: busy[p] for p in Pipe if busy[p]},
+        "busy_percent": {p.value: 100 * util[p] for p in Pipe if busy[p]},
+        "hbm": {"read_bytes": mem.hbm_read_bytes, "write_bytes": mem.hbm_write_bytes,
+                "l2_hit_bytes": mem.l2_hit_bytes, "l2_hit_rate": mem.l2_hit_rate,
+                "average_gbps": mem.average_gbps(result.cycles), "peak_gbps": mem.peak_gbps},
+        "bounds": {"compute_percent": 100 * b.compute, "memory_percent": 100 * b.memory,
+                   "pipe_percent": {p.value: 100 * b.fraction(c) for p, c in b.pipe_cycles.items()},
+                   "limiter": limiter, "limiter_percent": 100 * share, "explanation": b.explain(),
+                   "flops": b.flops},
+        "numerics": dict(numerics) if numerics is not None else {"checked": False},
+    }
+
+
+def dump(directory: str | Path, result: Result, summary: Mapping[str, Any]) -> list[Path]:
+    """Every GM tensor as DIRECTORY/NAME.npy and the summary as DIRECTORY/summary.json.
+
+    bf16 tensors are saved as float32 (exactly: every bf16 is an fp32), since plain numpy cannot
+    read ml_dtypes' bf16 back; `npusim asm --input` rounds them to bf16 again.
+    """
+    if result.tensors is None:
+        raise ValueError("--dump needs the GM tensors, which only a run with numerics computes; "
+                         "drop --no-numerics")
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    written, files = [], {}
+    for name, value in result.tensors.items():
+        dtype = dtype_of(value.dtype)
+        saved = value.astype(np.float32) if dtype is DType.BF16 else value
+        path = folder / f"{name}.npy"
+        np.save(path, saved)
+        written.append(path)
+        files[name] = {"file": path.name, "dtype": dtype.value, "shape": list(value.shape),
+                       "saved_as": str(saved.dtype)}
+    path = folder / "summary.json"
+    path.write_text(json.dumps({**summary, "tensors": files}, indent=1) + "\n")
+    return [*written, path]
+
+
+class Progress:
+    """A tqdm bar on stderr that appears once a run has taken PROGRESS_AFTER_SECONDS of wall time."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled, self.label = enabled, label
+        self.started = time.monotonic()
+        self.bar: Any = None
+
+    @classmethod
+    def for_terminal(cls, quiet: bool, label: str) -> Progress:
+        return cls(not quiet and sys.stderr.isatty(), label)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if not self.enabled or time.monotonic() - self.started < PROGRESS_AFTER_SECONDS:
+                return
+            from tqdm import tqdm  # only when a bar is shown
+
+            self.bar = tqdm(total=total, desc=self.label, unit=" instr", unit_scale=True, file=sys.stderr,
+                            leave=False, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

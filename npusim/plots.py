@@ -1,0 +1,162 @@
+"""Figures of a run, drawn with matplotlib's Agg canvas (no display, no global pyplot state).
+
+`run_figure`: pipe utilisation per core (busy and idle stacked to 100%), a Gantt chart of one
+core's pipes, and HBM bandwidth over time. `compare_figure`: variants side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from isa.instructions import Barrier, SetFlag, WaitFlag
+from isa.types import Pipe
+from npusim.report import SHOWN_PIPES
+from npusim.results import Result, core_order
+
+COLORS = {Pipe.MTE2: "#1f77b4", Pipe.MTE1: "#17becf", Pipe.M: "#d62728", Pipe.FIX: "#ff7f0e",
+          Pipe.V: "#2ca02c", Pipe.MTE3: "#9467bd", Pipe.S: "#7f7f7f"}
+IDLE = "#e6e6e6"
+WAIT = "#bbbbbb"
+
+
+def _pipes_by_core(result: Result) -> dict[str, list[Pipe]]:
+    have: dict[str, set[Pipe]] = {}
+    for task, trace in zip(result.program.tasks, result.traces, strict=True):
+        have.setdefault(trace.core, set()).update(result.config.core_limits(task.kind).pipes)
+    return {core: [p for p in SHOWN_PIPES if p in pipes] for core, pipes in have.items()}
+
+
+def busiest_core(result: Result) -> str:
+    """The core with the most busy pipe cycles: the default for the Gantt chart."""
+    per_core = result.by_core()
+    return max(sorted(per_core, key=core_order), key=lambda c: sum(per_core[c][1].values()))
+
+
+def _utilization(ax, result: Result) -> None:
+    per_core, pipes_of = result.by_core(), _pipes_by_core(result)
+    cores = sorted(per_core, key=core_order)
+    slots = max(len(p) for p in pipes_of.values())
+    width = 0.8 / slots
+    cycles = max(1, result.cycles)
+    for x, core in enumerate(cores):
+        for k, pipe in enumerate(pipes_of[core]):
+            busy = 100 * per_core[core][1][pipe] / cycles
+            left = x - 0.4 + k * width
+            ax.bar(left, busy, width, align="edge", color=COLORS[pipe])
+            ax.bar(left, 100 - busy, width, bottom=busy, align="edge", color=IDLE)
+    ax.set_xticks(range(len(cores)))
+    ax.set_xticklabels(cores, rotation=90 if len(cores) > 12 else 0, fontsize=7 if len(cores) > 24 else 9)
+    ax.set_xlim(-0.6, len(cores) - 0.4)
+    ax.set_ylim(0, 118)  # the band above 100% holds the legend
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylabel("share of the run (%)")
+    ax.set_xlabel("core")
+    ax.set_title("Pipe utilization per core: busy (colour) and idle (grey) over the whole run")
+    used = [p for p in SHOWN_PIPES if any(p in v for v in pipes_of.values())]
+    ax.legend(handles=[Patch(color=COLORS[p], label=f"{p.value} busy") for p in used]
+              + [Patch(color=IDLE, label="idle")], ncol=len(used) + 1, fontsize=8, loc="upper right")
+
+
+def _gantt(ax, result: Result, core: str) -> None:
+    us = 1.0 / (result.config.clock_ghz * 1000.0)
+    traces = [t for t in result.traces if t.core == core]
+    lanes = [p for p in (Pipe.S, *SHOWN_PIPES)
+             if any(i.pipe is p and type(i) is not SetFlag for t in traces for i in t.kernel.instructions)]
+    for y, pipe in enumerate(lanes):
+        busy: list[tuple[float, float]] = []
+        waits: list[tuple[float, float]] = []
+        for t in traces:
+            start, busy_end, end = t.start.tolist(), t.busy_end.tolist(), t.end.tolist()
+            for i, instr in enumerate(t.kernel.instructions):
+                if instr.pipe is not pipe or type(instr) is SetFlag:
+                    continue
+                if type(instr) in (WaitFlag, Barrier):
+                    if end[i] > start[i]:
+                        waits.append((start[i] * us, (end[i] - start[i]) * us))
+                elif busy_end[i] > start[i]:
+                    busy.append((start[i] * us, (busy_end[i] - start[i]) * us))
+        ax.broken_barh(waits, (y - 0.3, 0.6), facecolors=WAIT, hatch="///", edgecolor="white", linewidth=0)
+        ax.broken_barh(busy, (y - 0.4, 0.8), facecolors=COLORS[pipe])
+    for t in traces:  # task boundaries
+        ax.axvline(t.dispatched * us, color="black", linewidth=0.5, alpha=0.3)
+    ax.set_yticks(range(len(lanes)))
+    ax.set_yticklabels([p.value for p in lanes])
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(1, result.cycles) * us)
+    ax.set_xlabel("time (us)")
+    ax.set_ylabel("pipe")
+    ax.set_title(f"Pipes of {core} over time ({len(traces)} task(s); thin lines: task dispatches)")
+    ax.legend(handles=[Patch(color="#555555", label="busy (colour by pipe)"),
+                       Patch(facecolor=WAIT, hatch="///", label="waiting on a flag or barrier")],
+              fontsize=8, loc="lower right")
+
+
+def _hbm(ax, result: Result) -> None:
+    ghz = result.config.clock_ghz
+    timeline = list(result.memory.hbm_timeline)
+    end = max(1, result.cycles)
+    xs = [c / ghz / 1000 for c, _ in timeline] + [end / ghz / 1000]
+    ys = [r * ghz for _, r in timeline]
+    ys.append(ys[-1] if ys else 0.0)
+    ax.step(xs, ys, where="post", color=COLORS[Pipe.MTE2], label="HBM traffic")
+    peak = result.config.hbm.bandwidth_gbps
+    ax.axhline(peak, color="black", linestyle="--", linewidth=1, label=f"HBM bandwidth ({peak:g} GB/s)")
+    ax.set_xlim(0, end / ghz / 1000)
+    ax.set_ylim(0, peak * 1.1)
+    ax.set_xlabel("time (us)")
+    ax.set_ylabel("GB/s")
+    ax.set_title(f"HBM bandwidth over time (average {result.memory.average_gbps(result.cycles):.0f} GB/s)")
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def run_figure(result: Result, core: str | None = None, title: str | None = None) -> Figure:
+    """Utilisation per core, one core's Gantt chart (the busiest unless `core`), HBM bandwidth."""
+    fig = Figure(figsize=(14, 12), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(3, 1, height_ratios=[1.2, 1, 0.8])
+    _utilization(axes[0], result)
+    _gantt(axes[1], result, core or busiest_core(result))
+    _hbm(axes[2], result)
+    fig.suptitle(title or f"{result.program.name} on {result.config.name}: {result.cycles:,} cycles "
+                 f"= {result.seconds * 1e6:.1f} us", fontsize=13)
+    return fig
+
+
+def compare_figure(rows: Sequence[tuple[str, Result]], title: str) -> Figure:
+    """Time per variant (with the speedup over the first) and busy % per pipe, side by side."""
+    fig = Figure(figsize=(13, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2, width_ratios=[1, 2])
+    names = [name for name, _ in rows]
+    times = [r.seconds * 1e6 for _, r in rows]
+    bars = left.bar(names, times, color=["#7f7f7f"] + ["#1f77b4"] * (len(rows) - 1))
+    base = rows[0][1].cycles
+    for bar, (_, r) in zip(bars, rows, strict=True):
+        left.annotate(f"{r.seconds * 1e6:.1f} us\n{base / r.cycles:.2f}x", (bar.get_x() + bar.get_width() / 2,
+                      bar.get_height()), ha="center", va="bottom", fontsize=9)
+    left.set_ylabel("time (us)")
+    left.set_xlabel("variant")
+    left.set_ylim(0, max(times) * 1.2)
+    left.set_title(f"Time, and speedup over {names[0]}")
+    width = 0.8 / len(rows)
+    for k, (name, r) in enumerate(rows):
+        util = r.utilization()
+        xs = [i - 0.4 + (k + 0.5) * width for i in range(len(SHOWN_PIPES))]
+        right.bar(xs, [100 * util[p] for p in SHOWN_PIPES], width, label=name)
+    right.set_xticks(range(len(SHOWN_PIPES)))
+    right.set_xticklabels([p.value for p in SHOWN_PIPES])
+    right.set_xlabel("pipe")
+    right.set_ylabel("busy (% of the cores that have the pipe)")
+    right.set_title("Pipe busy share per variant")
+    right.legend(title="variant")
+    fig.suptitle(title, fontsize=13)
+    return fig
+
+
+def save(fig: Figure, path: str | Path) -> None:
+    fig.savefig(path, dpi=100)

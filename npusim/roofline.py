@@ -1,0 +1,99 @@
+"""Speed of light: what bounds a run, as the fraction of its time each resource alone would need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from isa.instructions import Mmad
+from isa.types import Pipe
+from npusim.results import Result
+
+# Below this share of the run for the busiest resource, no resource is the limit: the time goes to
+# latency and dependencies (dispatch, DMA latency, flag hand-offs, a serial chain of tasks).
+LATENCY_BOUND_BELOW = 0.5
+BOUND_FROM = 0.8  # from this share on, that resource is what the run is bound by
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Lower bounds on a run's cycles, each from one resource, and which one comes closest.
+
+    `compute_cycles`: the cube work at peak rate (m0 x n0 x k0 MACs per cycle) spread over the cube
+    cores that ran tasks. `memory_cycles`: HBM bytes over HBM bandwidth. `pipe_cycles`: for each
+    pipe, its busy cycles spread over the cores that have it and ran tasks. Fractions are of the
+    achieved `cycles`.
+    """
+
+    cycles: int
+    flops: int
+    hbm_bytes: float
+    compute_cycles: float
+    memory_cycles: float
+    pipe_cycles: dict[Pipe, float]
+
+    def fraction(self, bound: float) -> float:
+        return bound / self.cycles if self.cycles else 0.0
+
+    @property
+    def compute(self) -> float:
+        return self.fraction(self.compute_cycles)
+
+    @property
+    def memory(self) -> float:
+        return self.fraction(self.memory_cycles)
+
+    @property
+    def limiter(self) -> tuple[str, float]:
+        """(name of the resource with the largest bound, its fraction of the run)."""
+        candidates = {"cube compute": self.compute_cycles, "HBM bandwidth": self.memory_cycles}
+        candidates |= {f"pipe {p.value}": c for p, c in self.pipe_cycles.items()}
+        name = max(candidates, key=lambda k: (candidates[k], k))
+        return name, self.fraction(candidates[name])
+
+    def explain(self) -> str:
+        """One sentence: what limited the run."""
+        name, share = self.limiter
+        if share < LATENCY_BOUND_BELOW:
+            return (f"latency-bound: no resource is busy for more than {100 * share:.0f}% of the run "
+                    f"(the busiest is {name}); the time goes to dispatch, DMA latency and dependencies")
+        if share < BOUND_FROM:
+            return (f"closest limit {name} at {100 * share:.0f}% of the run; the rest goes to latency "
+                    f"and dependencies")
+        return f"bound by {name}: it alone needs {100 * share:.0f}% of the run's cycles"
+
+
+def _mmad_peak_cycles(instr: Mmad, result: Result) -> float:
+    cube = result.config.cube
+    k0 = cube.k0_bytes // instr.a.dtype.itemsize
+    m, k = instr.a.shape
+    return m * k * instr.b.shape[1] / (cube.m0 * cube.n0 * k0)
+
+
+def bounds(result: Result) -> Bounds:
+    """The speed-of-light bounds of one run."""
+    peak_cache: dict[int, float] = {}
+    cube_work = 0.0
+    flops = 0
+    cube_cores = set()
+    for trace in result.traces:
+        flops += int(trace.flops.sum())
+        for instr in trace.kernel.instructions:
+            if type(instr) is Mmad:
+                key = id(instr)
+                peak = peak_cache.get(key)
+                if peak is None:
+                    peak = peak_cache[key] = _mmad_peak_cycles(instr, result)
+                cube_work += peak
+                cube_cores.add(trace.core)
+    utilization = result.utilization()
+    pipe_cycles = {p: utilization[p] * result.cycles for p in Pipe if p is not Pipe.S and utilization[p]}
+    mem = result.memory
+    hbm_per_cycle = result.config.hbm.bandwidth_gbps / result.config.clock_ghz
+    return Bounds(
+        cycles=result.cycles,
+        flops=flops,
+        hbm_bytes=mem.hbm_bytes,
+        compute_cycles=cube_work / len(cube_cores) if cube_cores else 0.0,
+        memory_cycles=mem.hbm_bytes / hbm_per_cycle,
+        pipe_cycles=pipe_cycles,
+    )
