@@ -1,5 +1,6 @@
 """The command line: the Quick start command works, and user mistakes get one clear line."""
 
+import json
 import re
 
 import numpy as np
@@ -139,3 +140,86 @@ def test_compare_prints_a_row_per_variant_with_the_speedup(capsys):
     # 5 blocks each: 1-block 5 steps, 2-block 3 steps; 3 tasks a step plus 4 or 2 updates per request
     assert (one[4], two[4]) == (str(2 * (3 * 5 + 4)), str(2 * (3 * 3 + 2)))
     assert one[-1] == two[-1] == "match"
+
+
+def test_the_full_output_command(tmp_path, capsys):
+    """`run paged-attention --variant 2block --timeline --trace --plot --json`, checked in content."""
+    from matplotlib.image import imread
+
+    trace_path, plot_path = tmp_path / "t.json", tmp_path / "u.png"
+    argv = ["run", "paged-attention", "--variant", "2block", "--batch", "2", "--head-dim", "64",
+            "--block-size", "64", "--context-lens", "150,70", "--timeline", "--trace", str(trace_path),
+            "--plot", str(plot_path), "--json"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)  # stdout is the JSON object alone
+    assert record["program"] == "paged-attention" and record["variant"] == "2block"
+    assert record["parameters"]["context_lens"] == [150, 70] and record["preset"] == "910b2"
+    assert record["numerics"]["match"] and len(record["numerics"]["comparisons"]) == 2
+    assert {"compute_percent", "memory_percent", "limiter", "explanation"} <= set(record["bounds"])
+    assert record["tasks"] == 11 and record["cycles"] > 0
+    assert "chip: 11 tasks on" in captured.err and "speed of light:" in captured.err  # text on stderr
+    doc = json.loads(trace_path.read_text())
+    assert doc["otherData"]["runs"][0]["cycles"] == record["cycles"]
+    slices = [e for e in doc["traceEvents"] if e["ph"] == "X" and e.get("cat") != "task"]
+    assert len(slices) == record["instructions"]
+    assert imread(plot_path).shape[:2] == (1200, 1400)
+
+
+def test_compare_writes_a_two_variant_trace_and_a_chart(tmp_path, capsys):
+    argv = ["compare", "paged-attention", "--batch", "1", "--head-dim", "64", "--block-size", "64",
+            "--context-len", "300", "--no-numerics", "--trace", str(tmp_path / "c.json"),
+            "--trace-sync", "hide",
+            "--plot", str(tmp_path / "c.png"), "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["variant"] for r in doc["runs"]] == ["1block", "2block"] and doc["baseline"] == "1block"
+    assert doc["runs"][0]["speedup"] == 1.0
+    assert doc["runs"][1]["speedup"] == doc["runs"][0]["cycles"] / doc["runs"][1]["cycles"]
+    trace = json.loads((tmp_path / "c.json").read_text())
+    names = {e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"}
+    assert {"1block: memory system", "2block: memory system", "1block: aic0", "2block: aic0"} <= names
+    assert not any(e.get("cat") == "sync" for e in trace["traceEvents"])
+
+
+def test_dump_writes_tensors_and_summary(tmp_path, capsys):
+    assert main(["run", "tile-matmul", "--dump", str(tmp_path / "d")]) == 0
+    assert f"dump: 3 tensors and summary.json in {tmp_path / 'd'}" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    out = np.load(tmp_path / "d" / "out.npy")
+    expected = tile_matmul.reference(tile_matmul.inputs(0))["out"]
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert summary["tensors"]["out"]["shape"] == [16, 128] and summary["numerics"]["match"]
+    # a dump is valid input again: bf16 tensors come back exactly
+    assert main(["asm", str(tile_matmul.ASM_PATH), "--input", f"q={tmp_path / 'd' / 'q.npy'}",
+                 "--input", f"k={tmp_path / 'd' / 'k.npy'}", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cycles"] == summary["cycles"]
+
+
+def test_timeline_of_one_task_of_many(capsys):
+    argv = ["run", "paged-attention", "--batch", "1", "--head-dim", "64", "--block-size", "64",
+            "--context-len", "100", "--timeline", "--task", "sm_r0h0s0", "--color", "never"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "task sm_r0h0s0 on aiv" in out and "vrowmax" in out and "\033[" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "tile-matmul", "--timeline", "--task", "nope"],
+         "--task 'nope': the program has no such task; tasks: tile_matmul"),
+        (["run", "tile-matmul", "--timeline", "--core", "aic7"], "--core 'aic7': no task ran on such a core; "
+                                                                 "cores that ran tasks: aic0"),
+        (["run", "tile-matmul", "--no-numerics", "--dump", "d"], "--dump needs the GM tensors"),
+        (["run", "tile-matmul", "--plot", "/nonexistent/dir/u.png"],
+         "folder /nonexistent/dir does not exist"),
+        (["run", "tile-matmul", "--trace-sync", "off"], "argument --trace-sync: invalid choice: 'off'"),
+        (["run", "tile-matmul", "--color", "blue"], "argument --color: invalid choice: 'blue'"),
+        (["asm", "missing.s"], "missing.s"),
+    ],
+)
+def test_output_option_mistakes_exit_2_with_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("npusim: error: ") and message in err and err.count("\n") == 1
