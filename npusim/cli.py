@@ -382,8 +382,8 @@ def _print_check(check: Mapping[str, Any], outs: Mapping[str, np.ndarray], out: 
             reference = row["reference"]
             out(f"numerics against {reference} ({tol}):")
         out(_describe(row["tensor"], outs[row["tensor"]]))
-        out(f"    max |sim - ref| = {row['max_abs_error']:.3e}, max relative = {row['max_rel_error']:.3e}: "
-            f"{'match' if row['match'] else 'MISMATCH'}")
+        out(f"    max |sim - ref| = {row['max_abs_error']:.3e}, max relative (where |ref| > atol) = "
+            f"{row['max_rel_error']:.3e}: {'match' if row['match'] else 'MISMATCH'}")
 
 
 def _validate_outputs(program: Program, args: argparse.Namespace, numerics: bool) -> None:

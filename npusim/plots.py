@@ -158,5 +158,5 @@ def compare_figure(rows: Sequence[tuple[str, Result]], title: str) -> Figure:
     return fig
 
 
-def save(fig: Figure, path: str | Path) -> None:
-    fig.savefig(path, dpi=100)
+def save(fig: Figure, path: str | Path, dpi: int = 100) -> None:
+    fig.savefig(path, dpi=dpi)
