@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -114,8 +115,9 @@ class Progress:
                 return
             from tqdm import tqdm  # only when a bar is shown
 
+            width = shutil.get_terminal_size((100, 24)).columns  # a pty may report 0 columns: fall back
             self.bar = tqdm(total=total, desc=self.label, unit=" instr", unit_scale=True, file=sys.stderr,
-                            leave=False, dynamic_ncols=True)
+                            leave=False, ncols=min(width, 120))
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
