@@ -24,3 +24,9 @@ class CheckError(IsaError):
         lines = "\n  ".join(shown)
         head = f"kernel {kernel}: {len(problems)} problem(s) found before running:"
         super().__init__(f"{head}\n  {lines}{more}")
+
+    @property
+    def first(self) -> str:
+        """The first problem on one line, and how many more there are."""
+        more = f" (and {len(self.problems) - 1} more problem(s))" if len(self.problems) > 1 else ""
+        return f"kernel {self.kernel}, {self.problems[0]}{more}"

@@ -22,7 +22,7 @@ from isa.check import check_program
 from isa.errors import CheckError, IsaError
 from isa.program import Program, Role
 from isa.types import dtype_of
-from npusim import outputs, plots, timeline, trace
+from npusim import outputs, plots, sweep, timeline, trace
 from npusim.config import (
     ConfigError,
     HardwareConfig,
@@ -45,15 +45,15 @@ def _add_hardware_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_program_options(p: argparse.ArgumentParser, workload: registry.Workload,
-                         skip: Sequence[str] = ()) -> None:
+                         skip: Sequence[str] = (), keep_defaults: bool = True) -> None:
     group = p.add_argument_group(f"{workload.name} options")
     for option in workload.options:
         if option.name in skip:
             continue
         default = "none" if option.default is None else option.default
         group.add_argument(option.flag, dest=option.name, type=_arg_type(option.parse),
-                           default=option.default, choices=option.choices,
-                           help=f"{option.help} (default: {default})")
+                           default=option.default if keep_defaults else argparse.SUPPRESS,
+                           choices=option.choices, help=f"{option.help} (default: {default})")
 
 
 def _arg_type(parse: Any) -> Any:
@@ -121,6 +121,38 @@ def _add_output_options(p: argparse.ArgumentParser, single_run: bool) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_sweep_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sweep")
+    g.add_argument("--set", dest="sweep_sets", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a preset key and the values to sweep (repeatable), e.g. hbm.bandwidth_gbps=800,1600")
+    g.add_argument("--vary", action="append", default=[], metavar="OPTION=V1,V2,...",
+                   help="a program option and the values to sweep (repeatable), e.g. variant=1block,2block")
+    g.add_argument("--zip", action="store_true", help="pair the i-th values of every swept list instead of "
+                   "taking every combination")
+    g.add_argument("--file", type=Path, metavar="STUDY.toml",
+                   help="a sweep file: [options], [vary], [set] tables, preset, zip, baseline, numerics")
+    g.add_argument("--preset", help="preset name or TOML file (default: the file's, else 910b2)")
+    g.add_argument("--baseline", action="append", default=[], metavar="KEY=VALUE",
+                   help="speedup against the point with this value of a swept key, e.g. variant=1block")
+    g.add_argument("--numerics", action="store_true", help="also compute and check every point against "
+                   "its references (default: timing only)")
+    g.add_argument("--jobs", type=int, default=sweep.default_jobs(),
+                   help=f"local worker processes (default: the machine's cores, {sweep.default_jobs()})")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="run the points on this Dask scheduler "
+                   "(e.g. tcp://10.0.0.5:8786) instead of local processes")
+    g.add_argument("--out", type=Path, metavar="FILE.csv", help="the table as CSV, plus FILE.parquet when "
+                   "pandas and pyarrow are installed (default: PROGRAM_sweep.csv)")
+    g.add_argument("--plot", type=Path, metavar="FILE.png", help="the metric against the first swept key, "
+                   "one line per value of the others")
+    g.add_argument("--metric", choices=sweep.METRICS, help="what --plot draws (default: speedup with "
+                   "--baseline, else microseconds)")
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    g.add_argument("--cache", type=Path, default=cache_home / "npusim" / "points",
+                   help="where finished points are kept (default: %(default)s)")
+    g.add_argument("--no-cache", action="store_true", help="compute every point, store nothing")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _command(sub: Any, name: str, summary: str, example: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=summary, description=summary, epilog=f"example:\n  {example}\n",
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -172,6 +204,16 @@ def _parser() -> argparse.ArgumentParser:
         _add_hardware_options(p)
         _add_numerics_option(p)
         _add_output_options(p, single_run=False)
+    sweep_cmd = _command(sub, "sweep", "simulate a program over swept preset keys and program options",
+                         "npusim sweep paged-attention --batch 8 --vary variant=1block,2block "
+                         "--set hbm.bandwidth_gbps=800,1600,3200 --baseline variant=1block --plot s.png")
+    programs = sweep_cmd.add_subparsers(dest="program", required=True, metavar="PROGRAM",
+                                        help=f"one of: {', '.join(registry.WORKLOADS)}")
+    for workload in registry.WORKLOADS.values():
+        p = _command(programs, workload.name, f"sweep {workload.name} over preset keys and its options",
+                     f"npusim sweep {workload.name} --set hbm.bandwidth_gbps=800,1600,3200 --jobs 2")
+        _add_program_options(p, workload, keep_defaults=False)
+        _add_sweep_options(p)
     asm = _command(sub, "asm", "run a kernel written in assembly text",
                    "npusim asm programs/tile_matmul.s --input q=q.npy   # inputs not given are random")
     asm.add_argument("file", type=Path, help="an assembly file (.s); see docs/isa.md")
@@ -221,9 +263,8 @@ def _instance(workload: registry.Workload, args: argparse.Namespace, config: Har
     try:
         check_program(instance.program, config.limits_by_kind())
     except CheckError as err:
-        more = f" (and {len(err.problems) - 1} more problem(s))" if len(err.problems) > 1 else ""
         raise UsageError(f"{workload.name} {_params(instance.params)} does not fit preset {config.name}: "
-                         f"kernel {err.kernel}, {err.problems[0]}{more}") from None
+                         f"{err.first}") from None
     return instance
 
 
@@ -352,9 +393,8 @@ def _instance(workload: registry.Workload, args: argparse.Namespace, config: Har
     try:
         check_program(instance.program, config.limits_by_kind())
     except CheckError as err:
-        more = f" (and {len(err.problems) - 1} more problem(s))" if len(err.problems) > 1 else ""
         raise UsageError(f"{workload.name} {_params(instance.params)} does not fit preset {config.name}: "
-                         f"kernel {err.kernel}, {err.problems[0]}{more}") from None
+                         f"{err.first}") from None
     return instance
 
 
@@ -499,6 +539,144 @@ def _cmd_asm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _swept_values(workload: registry.Workload, config: HardwareConfig, args: argparse.Namespace,
+                  study: Mapping[str, Any]) -> tuple[dict[str, list[Any]], dict[str, list[Any]],
+                                                     dict[str, Any]]:
+    """(swept options, swept preset keys, fixed options) from the file, then the command line."""
+    options = {o.name: o for o in workload.options}
+
+    def option(name: str, where: str) -> registry.Option:
+        found = options.get(name.replace("-", "_"))
+        if found is None:
+            raise UsageError(f"{where}: {workload.name} has no option {name!r}; "
+                             f"options: {', '.join(options)}")
+        return found
+
+    def typed(opt: registry.Option, value: Any) -> Any:
+        try:
+            return opt.parse(value) if isinstance(value, str) and opt.parse is not str else value
+        except ValueError as err:
+            raise UsageError(f"option {opt.name}: {err}") from None
+
+    vary: dict[str, list[Any]] = {}
+    for name, values in study.get("vary", {}).items():
+        opt = option(name, "[vary]")
+        vary[opt.name] = [typed(opt, v) for v in values]
+    for text in args.vary:
+        name, sep, raw = text.partition("=")
+        if not sep:
+            raise UsageError(f"--vary {text!r} must look like OPTION=V1,V2, e.g. variant=1block,2block")
+        opt = option(name, "--vary")
+        vary[opt.name] = [typed(opt, v.strip()) for v in raw.split(",")]
+    sets: dict[str, list[Any]] = {}
+    for key, values in study.get("set", {}).items():
+        for v in values:
+            config.replace({key: v})  # ConfigError names a bad key or value
+        sets[key] = list(values)
+    for text in args.sweep_sets:
+        key, sep, raw = text.partition("=")
+        if not sep:
+            raise UsageError(f"--set {text!r} must look like KEY=V1,V2, e.g. hbm.bandwidth_gbps=800,1600")
+        parsed = [parse_override(f"{key}={v}", config) for v in raw.split(",")]
+        for k, v in parsed:
+            config.replace({k: v})
+        sets[key.strip()] = [v for _, v in parsed]
+    fixed = {option(k, "[options]").name: typed(option(k, "[options]"), v)
+             for k, v in study.get("options", {}).items()}
+    fixed |= {name: getattr(args, name) for name in options if hasattr(args, name)}
+    for name in vary:  # a swept option overrides its fixed value
+        fixed.pop(name, None)
+    return vary, sets, fixed
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    workload = registry.get(args.program)
+    study = sweep.read_file(args.file) if args.file is not None else {}
+    if study.get("program", workload.name) != workload.name:
+        raise UsageError(f"{args.file} is a sweep of {study['program']}, not {workload.name}")
+    preset = args.preset or study.get("preset", "910b2")
+    config = load_preset(preset)
+    vary, sets, fixed = _swept_values(workload, config, args, study)
+    baseline: dict[str, Any] = dict(study.get("baseline", {}))
+    for text in args.baseline:
+        key, sep, raw = text.partition("=")
+        if not sep:
+            raise UsageError(f"--baseline {text!r} must look like KEY=VALUE, e.g. variant=1block")
+        name = key.strip().replace("-", "_")
+        baseline[name if name in vary else key.strip()] = raw
+    swept_names = [*vary, *sets]
+    for key, value in list(baseline.items()):
+        if key not in swept_names:
+            raise UsageError(f"--baseline {key}: not a swept key; swept: {', '.join(swept_names) or 'none'}")
+        choices = vary.get(key, sets.get(key, []))
+        match = [c for c in choices if str(c) == str(value)]
+        if not match:
+            raise UsageError(f"--baseline {key}={value}: not one of the swept values "
+                             f"{', '.join(map(str, choices))}")
+        baseline[key] = match[0]
+    try:
+        points = sweep.expand(vary, sets, fixed, zipped=args.zip or bool(study.get("zip", False)))
+    except sweep.SweepError as err:
+        raise UsageError(str(err)) from None
+    numerics = args.numerics or bool(study.get("numerics", False))
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    for option in ("out", "plot"):
+        path = getattr(args, option)
+        if path is not None and not path.parent.exists():
+            raise UsageError(f"--{option} {path}: folder {path.parent} does not exist")
+    metric = args.metric or study.get("metric") or ("speedup" if baseline else "microseconds")
+    specs = sweep.specs(workload.name, preset, points, numerics)
+    cache = None if args.no_cache else sweep.Cache(args.cache)
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(points), desc=f"sweep {workload.name}", unit=" point", file=sys.stderr,
+                   leave=False, ncols=min(shutil.get_terminal_size((100, 24)).columns, 120))
+    failures = 0
+
+    def on_done(i: int, row: dict[str, Any]) -> None:
+        nonlocal failures
+        failures += row.get("status") == "error"
+        if bar is not None:
+            bar.set_postfix(failed=failures, refresh=False)
+            bar.update(1)
+
+    jobs = 1 if args.scheduler else args.jobs
+    try:
+        outcome = sweep.run(points, specs, cache, jobs=jobs, scheduler=args.scheduler, on_done=on_done)
+    except sweep.SweepError as err:
+        raise UsageError(str(err)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    rows = sweep.with_speedup(points, outcome.rows, baseline) if baseline else outcome.rows
+    columns, values = sweep.table_rows(points, rows)
+    print(sweep.format_table(columns, values))
+    out = args.out or Path(f"{workload.name.replace('-', '_')}_sweep.csv")
+    sweep.write_csv(out, columns, values)
+    written = [str(out)]
+    if sweep.write_parquet(out.with_suffix(".parquet"), columns, values):
+        written.append(str(out.with_suffix(".parquet")))
+    where = "Dask scheduler " + args.scheduler if args.scheduler else f"{jobs} local job(s)"
+    print(f"{len(points)} points: {outcome.computed} computed, {outcome.cached} from the cache"
+          f"{f' ({args.cache})' if cache else ''}, {outcome.failed} failed; {outcome.seconds:.1f} s on "
+          f"{where}; "
+          f"table: {', '.join(written)}")
+    if args.plot is not None and not outcome.interrupted:
+        title = f"{workload.name} on {config.name}: {metric}"
+        plots.save(plots.sweep_figure(columns, values, swept_names, metric, title, skip=baseline or None),
+                   args.plot)
+        print(f"plot: {args.plot}")
+    if outcome.interrupted:
+        done = outcome.computed + outcome.cached
+        print(f"interrupted: {done} of {len(points)} points finished and are kept; run the same command "
+              f"again to finish the rest", file=sys.stderr)
+        return 130
+    return 0
+
+
 def _cmd_presets(args: argparse.Namespace) -> int:
     if args.keys:
         config = load_preset(args.preset)
@@ -517,8 +695,8 @@ def _cmd_programs(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "asm": _cmd_asm, "presets": _cmd_presets,
-             "programs": _cmd_programs}
+_COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "sweep": _cmd_sweep, "asm": _cmd_asm,
+             "presets": _cmd_presets, "programs": _cmd_programs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -529,7 +707,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a reader that stopped early, e.g. `| head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit, to swallow the flush
         return 0
-    except (IsaError, ConfigError, KeyError, OSError, UsageError, timeline.TimelineError) as err:
+    except (IsaError, ConfigError, KeyError, OSError, UsageError, timeline.TimelineError,
+            sweep.SweepError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"npusim: error: {message}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ core's pipes, and HBM bandwidth over time. `compare_figure`: variants side by si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -160,3 +160,60 @@ def compare_figure(rows: Sequence[tuple[str, Result]], title: str) -> Figure:
 
 def save(fig: Figure, path: str | Path, dpi: int = 100) -> None:
     fig.savefig(path, dpi=dpi)
+
+
+def sweep_figure(columns: Sequence[str], values: Sequence[Sequence[object]], swept: Sequence[str],
+                 metric: str, title: str, skip: Mapping[str, object] | None = None) -> Figure:
+    """`metric` against the first swept column, one line per combination of the other swept columns.
+
+    Rows whose status is not ok are left out, and so are rows matching `skip` (the baseline, whose
+    speedup is 1 by definition); a baseline column with a single other value is not an axis.
+    """
+    col = {c: i for i, c in enumerate(columns)}
+    if metric not in col:
+        raise ValueError(f"no column {metric!r} to plot; columns: {', '.join(columns)}")
+    keys = list(swept)
+    if skip:  # a baseline key with one other value says nothing on the plot: its rows are that value
+        keys = [k for k in keys if k not in skip or len({str(r[col[k]]) for r in values}) > 2] or keys
+    x_key, others = keys[0], keys[1:]
+    lines: dict[str, list[tuple[object, float]]] = {}
+    for row in values:
+        if row[col["status"]] != "ok" or row[col[metric]] in ("", None):
+            continue
+        if skip and all(str(row[col[k]]) == str(v) for k, v in skip.items()):
+            continue
+        label = ", ".join(f"{k}={row[col[k]]}" for k in others) or ", ".join(
+            f"{k}={row[col[k]]}" for k in swept if k != x_key) or metric
+        lines.setdefault(label, []).append((row[col[x_key]], float(row[col[metric]])))
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+
+    def number(v: object) -> float | None:
+        try:
+            return float(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+
+    numeric = all(number(x) is not None for pts in lines.values() for x, _ in pts)
+    categories = list(dict.fromkeys(str(x) for pts in lines.values() for x, _ in pts))
+    for label, pts in lines.items():
+        xs = [number(x) if numeric else categories.index(str(x)) for x, _ in pts]
+        ax.plot(xs, [y for _, y in pts], marker="o", label=label)
+    if not numeric:
+        ax.set_xticks(range(len(categories)))
+        ax.set_xticklabels(categories)
+    ax.set_xlabel(x_key)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_title(title)
+    if metric == "speedup":
+        ax.axhline(1.0, color="black", linewidth=0.8, linestyle=":")
+    ax.grid(alpha=0.3)
+    if lines:
+        ax.legend(fontsize=8)
+    return fig
+
+
+METRIC_LABELS = {"cycles": "cycles", "microseconds": "time (us)", "speedup": "speedup over the baseline (x)",
+                 "hbm_mb": "HBM traffic (MB)", "compute_pct": "cube compute bound (% of the run)",
+                 "memory_pct": "HBM bound (% of the run)", "tasks": "tasks", "instructions": "instructions"}
