@@ -144,6 +144,8 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
                    "pandas and pyarrow are installed (default: PROGRAM_sweep.csv)")
     g.add_argument("--plot", type=Path, metavar="FILE.png", help="the metric against the first swept key, "
                    "one line per value of the others")
+    g.add_argument("--x", dest="x_key", metavar="KEY", help="the swept key on --plot's x axis (default: the "
+                   "first swept key that is not the baseline's)")
     g.add_argument("--metric", choices=sweep.METRICS, help="what --plot draws (default: speedup with "
                    "--baseline, else microseconds)")
     cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -626,6 +628,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if path is not None and not path.parent.exists():
             raise UsageError(f"--{option} {path}: folder {path.parent} does not exist")
     metric = args.metric or study.get("metric") or ("speedup" if baseline else "microseconds")
+    if args.x_key is not None:
+        args.x_key = args.x_key.replace("-", "_") if args.x_key.replace("-", "_") in vary else args.x_key
+        if args.x_key not in swept_names:
+            raise UsageError(f"--x {args.x_key}: not a swept key; swept: {', '.join(swept_names)}")
     specs = sweep.specs(workload.name, preset, points, numerics)
     cache = None if args.no_cache else sweep.Cache(args.cache)
     bar = None
@@ -666,7 +672,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
           f"table: {', '.join(written)}")
     if args.plot is not None and not outcome.interrupted:
         title = f"{workload.name} on {config.name}: {metric}"
-        plots.save(plots.sweep_figure(columns, values, swept_names, metric, title, skip=baseline or None),
+        order = [args.x_key, *(k for k in swept_names if k != args.x_key)] if args.x_key else swept_names
+        plots.save(plots.sweep_figure(columns, values, order, metric, title, skip=baseline or None),
                    args.plot)
         print(f"plot: {args.plot}")
     if outcome.interrupted:
