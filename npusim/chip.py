@@ -41,6 +41,14 @@ class _Core:
         self.index, self.name, self.memory = index, name, memory
 
 
+def core_names(config: HardwareConfig) -> list[str]:
+    """The names of the chip's cores, as runs and traces call them."""
+    chip = config.chip
+    if chip.coupled:
+        return [f"core{i}" for i in range(chip.cube_cores)]
+    return [f"aic{i}" for i in range(chip.cube_cores)] + [f"aiv{i}" for i in range(chip.vector_cores)]
+
+
 class ChipRun:
     """One program on the whole chip: build with the program, call `run()` once for the Result."""
 

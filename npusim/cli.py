@@ -23,6 +23,7 @@ from isa.errors import CheckError, IsaError
 from isa.program import Program, Role
 from isa.types import dtype_of
 from npusim import outputs, plots, sweep, timeline, trace
+from npusim.chip import core_names
 from npusim.config import (
     ConfigError,
     HardwareConfig,
@@ -33,7 +34,7 @@ from npusim.config import (
 )
 from npusim.inputs import load_inputs, random_inputs
 from npusim.report import compare_table, summary
-from npusim.results import Result
+from npusim.results import Result, core_order
 from npusim.simulate import simulate
 from programs import registry  # the CLI is the one place npusim loads programs
 
@@ -311,7 +312,8 @@ def _print_check(check: Mapping[str, Any], outs: Mapping[str, np.ndarray], out: 
             f"{row['max_rel_error']:.3e}: {'match' if row['match'] else 'MISMATCH'}")
 
 
-def _validate_outputs(program: Program, args: argparse.Namespace, numerics: bool) -> None:
+def _validate_outputs(program: Program, config: HardwareConfig, args: argparse.Namespace,
+                      numerics: bool) -> None:
     """Mistakes in the output options, found before a long run rather than after it."""
     if getattr(args, "task", None) is not None and args.task not in {t.name for t in program.tasks}:
         names = [t.name for t in program.tasks]
@@ -320,6 +322,12 @@ def _validate_outputs(program: Program, args: argparse.Namespace, numerics: bool
     if getattr(args, "dump", None) is not None and not numerics:
         raise UsageError("--dump needs the GM tensors, which only a run with numerics computes; "
                          "drop --no-numerics")
+    core = getattr(args, "core", None)
+    if core is not None and getattr(args, "task", None) is not None:
+        raise UsageError("give --core (a core over the whole run) or --task (one task), not both")
+    if core is not None and core not in core_names(config):
+        names = core_names(config)
+        raise UsageError(f"--core {core!r}: {config.name} has no such core; cores: {names[0]} .. {names[-1]}")
     for option in ("trace", "plot"):
         path = getattr(args, option, None)
         if path is not None and not path.parent.exists():
@@ -328,6 +336,10 @@ def _validate_outputs(program: Program, args: argparse.Namespace, numerics: bool
 
 def _write_outputs(result: Result, args: argparse.Namespace, out: _Out, record: dict[str, Any]) -> None:
     """The timeline, trace, plot, dump and JSON a single run was asked for."""
+    if args.core is not None and args.core not in {t.core for t in result.traces}:
+        ran = sorted({t.core for t in result.traces}, key=core_order)
+        raise UsageError(f"--core {args.core!r}: no task ran on that core in this run; cores that ran tasks: "
+                         f"{', '.join(ran[:12])}{' ...' if len(ran) > 12 else ''}")
     if args.timeline:
         width = shutil.get_terminal_size((120, 24)).columns
         out()
@@ -351,7 +363,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     out = _Out(args)
     instance = _instance(workload, args, config)
-    _validate_outputs(instance.program, args, args.numerics)
+    _validate_outputs(instance.program, config, args, args.numerics)
     out(f"{workload.name} {_params(instance.params)}: {workload.summary}")
     _checked(instance.program, config, out, args)
     values = instance.inputs() if args.numerics else None
@@ -373,8 +385,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     workload = registry.get(args.program)
     config = _config(args)
     out = _Out(args)
-    if args.plot is not None and not args.plot.parent.exists():
-        raise UsageError(f"--plot {args.plot}: folder {args.plot.parent} does not exist")
+    for option in ("trace", "plot"):
+        path = getattr(args, option)
+        if path is not None and not path.parent.exists():
+            raise UsageError(f"--{option} {path}: folder {path.parent} does not exist")
     instances = [_instance(workload, args, config, variant=v) for v in args.variants]  # all checked first
     rows, records = [], []
     for variant, instance in zip(args.variants, instances, strict=True):
@@ -407,7 +421,7 @@ def _cmd_asm(args: argparse.Namespace) -> int:
     program = load_program(args.file)
     config = _config(args)
     out = _Out(args)
-    _validate_outputs(program, args, True)
+    _validate_outputs(program, config, args, True)
     _checked(program, config, out, args)
     given = load_inputs(program, args.inputs)
     values = {**random_inputs(program, args.seed, skip=given), **given}
@@ -474,6 +488,19 @@ def _swept_values(workload: registry.Workload, config: HardwareConfig, args: arg
     return vary, sets, fixed
 
 
+def _typed_baseline(workload: registry.Workload, config: HardwareConfig, key: str, value: Any,
+                    is_option: bool) -> Any:
+    """A baseline value as the swept values are typed (`800` matches a swept float 800.0)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        if is_option:
+            return next(o for o in workload.options if o.name == key).parse(value)
+        return parse_override(f"{key}={value}", config)[1]
+    except (ValueError, ConfigError):
+        return value  # no match below, and the message lists the valid values
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     workload = registry.get(args.program)
     study = sweep.read_file(args.file) if args.file is not None else {}
@@ -494,13 +521,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if key not in swept_names:
             raise UsageError(f"--baseline {key}: not a swept key; swept: {', '.join(swept_names) or 'none'}")
         choices = vary.get(key, sets.get(key, []))
-        match = [c for c in choices if str(c) == str(value)]
+        typed = _typed_baseline(workload, config, key, value, key in vary)
+        match = [c for c in choices if c == typed or str(c) == str(value)]
         if not match:
             raise UsageError(f"--baseline {key}={value}: not one of the swept values "
                              f"{', '.join(map(str, choices))}")
         baseline[key] = match[0]
+    zipped = args.zip or bool(study.get("zip", False))
+    if zipped and baseline:
+        raise UsageError("--baseline compares each point with the one that differs only in the baseline's "
+                         "value, which a --zip sweep does not have; drop one of the two")
     try:
-        points = sweep.expand(vary, sets, fixed, zipped=args.zip or bool(study.get("zip", False)))
+        points = sweep.expand(vary, sets, fixed, zipped=zipped)
     except sweep.SweepError as err:
         raise UsageError(str(err)) from None
     numerics = args.numerics or bool(study.get("numerics", False))
@@ -511,6 +543,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if path is not None and not path.parent.exists():
             raise UsageError(f"--{option} {path}: folder {path.parent} does not exist")
     metric = args.metric or study.get("metric") or ("speedup" if baseline else "microseconds")
+    if metric not in sweep.METRICS:
+        raise UsageError(f"metric {metric!r}; valid: {', '.join(sweep.METRICS)}")
+    if metric == "speedup" and not baseline:
+        raise UsageError("the speedup metric needs a baseline, e.g. --baseline variant=1block")
     if args.x_key is not None:
         args.x_key = args.x_key.replace("-", "_") if args.x_key.replace("-", "_") in vary else args.x_key
         if args.x_key not in swept_names:
@@ -556,9 +592,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.plot is not None and not outcome.interrupted:
         title = f"{workload.name} on {config.name}: {metric}"
         order = [args.x_key, *(k for k in swept_names if k != args.x_key)] if args.x_key else swept_names
-        plots.save(plots.sweep_figure(columns, values, order, metric, title, skip=baseline or None),
-                   args.plot)
-        print(f"plot: {args.plot}")
+        if any(row.get("status") == "ok" for row in rows):
+            plots.save(plots.sweep_figure(columns, values, order, metric, title, skip=baseline or None),
+                       args.plot)
+            print(f"plot: {args.plot}")
+        else:
+            print(f"plot: not drawn, no point ran ({outcome.failed} failed)", file=sys.stderr)
     if outcome.interrupted:
         done = outcome.computed + outcome.cached
         print(f"interrupted: {done} of {len(points)} points finished and are kept; run the same command "

@@ -349,11 +349,12 @@ def with_speedup(
     points: Sequence[Point], rows: Sequence[dict[str, Any]], baseline: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """Each row's speedup: cycles of the point that differs only in taking the baseline's values."""
-    index = {p.swept: i for i, p in enumerate(points)}
+    # Keyed on the values' text: swept values may be lists (context_lens), which do not hash.
+    index = {tuple((k, _text(v)) for k, v in p.swept): i for i, p in enumerate(points)}
     out = []
     for point, row in zip(points, rows, strict=True):
         row = dict(row)
-        base_key = tuple((k, baseline.get(k, v)) for k, v in point.swept)
+        base_key = tuple((k, _text(baseline.get(k, v))) for k, v in point.swept)
         j = index.get(base_key)
         base = rows[j] if j is not None else None
         if row.get("status") == "ok" and base is not None and base.get("status") == "ok":

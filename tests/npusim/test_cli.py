@@ -209,8 +209,14 @@ def test_timeline_of_one_task_of_many(capsys):
     [
         (["run", "tile-matmul", "--timeline", "--task", "nope"],
          "--task 'nope': the program has no such task; tasks: tile_matmul"),
-        (["run", "tile-matmul", "--timeline", "--core", "aic7"], "--core 'aic7': no task ran on such a core; "
-                                                                 "cores that ran tasks: aic0"),
+        (["run", "tile-matmul", "--timeline", "--core", "aic7"], "--core 'aic7': no task ran on that core in "
+                                                                 "this run; cores that ran tasks: aic0"),
+        (["run", "tile-matmul", "--plot", "u.png", "--core", "aic99"],
+         "--core 'aic99': 910b2 has no such core; cores: aic0 .. aiv47"),
+        (["run", "tile-matmul", "--timeline", "--core", "aic0", "--task", "tile_matmul"],
+         "give --core (a core over the whole run) or --task (one task), not both"),
+        (["compare", "paged-attention", "--trace", "/nonexistent/dir/t.json"],
+         "--trace /nonexistent/dir/t.json: folder /nonexistent/dir does not exist"),
         (["run", "tile-matmul", "--no-numerics", "--dump", "d"], "--dump needs the GM tensors"),
         (["run", "tile-matmul", "--plot", "/nonexistent/dir/u.png"],
          "folder /nonexistent/dir does not exist"),

@@ -236,3 +236,112 @@ def test_sweep_figure_draws_one_line_per_value_of_the_second_key():
     assert ax.get_xlabel() == "hbm" and ax.get_ylabel() == "speedup over the baseline (x)"
     with pytest.raises(ValueError, match="no column 'nope' to plot"):
         plots.sweep_figure(columns, values, ["hbm"], "nope", "t")
+
+
+def test_baselines_match_typed_values_and_list_valued_options(tmp_path, capsys):
+    common = [
+        "sweep",
+        "paged-attention",
+        "--batch",
+        "1",
+        "--head-dim",
+        "64",
+        "--block-size",
+        "64",
+        "--no-cache",
+        "--jobs",
+        "1",
+        "--out",
+        str(tmp_path / "t.csv"),
+    ]
+    # 800 names the swept float 800.0
+    assert (
+        main([*common, "--set", "hbm.bandwidth_gbps=800,1600", "--baseline", "hbm.bandwidth_gbps=800"]) == 0
+    )
+    with open(tmp_path / "t.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["speedup"] == "1.0" and float(rows[1]["speedup"]) >= 1.0
+    # context_lens values are lists: one per request
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                *common,
+                "--vary",
+                "context-lens=100,300",
+                "--vary",
+                "variant=1block,2block",
+                "--baseline",
+                "variant=1block",
+            ]
+        )
+        == 0
+    )
+    with open(tmp_path / "t.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["context_lens"] for r in rows] == ["100", "100", "300", "300"]
+    assert [r["speedup"] != "" for r in rows] == [True] * 4
+
+
+def test_a_sweep_whose_points_all_fail_still_writes_its_table(tmp_path, capsys):
+    argv = [
+        "sweep",
+        "paged-attention",
+        "--batch",
+        "1",
+        "--head-dim",
+        "256",
+        "--block-size",
+        "128",
+        "--set",
+        "buffers.l0b_bytes=32768,65536",
+        "--plot",
+        str(tmp_path / "p.png"),
+        "--no-cache",
+        "--jobs",
+        "1",
+        "--out",
+        str(tmp_path / "t.csv"),
+    ]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "2 failed" in captured.out and "plot: not drawn, no point ran (2 failed)" in captured.err
+    assert not (tmp_path / "p.png").exists()
+    with open(tmp_path / "t.csv") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["error", "error"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--vary", "batch=1,2", "--metric", "speedup"], "the speedup metric needs a baseline"),
+        (
+            [
+                "--vary",
+                "variant=1block,2block",
+                "--set",
+                "chip.cube_cores=4,8",
+                "--zip",
+                "--baseline",
+                "variant=1block",
+            ],
+            "which a --zip sweep does not have",
+        ),
+    ],
+)
+def test_sweep_option_combinations_that_cannot_work(extra, message, capsys, tmp_path):
+    argv = ["sweep", "paged-attention", "--no-cache", "--jobs", "1", "--out", str(tmp_path / "x.csv"), *extra]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_bad_metric_in_a_sweep_file(tmp_path, capsys):
+    study = tmp_path / "s.toml"
+    study.write_text('metric = "time"\n[vary]\nbatch = [1, 2]\n')
+    assert (
+        main(
+            ["sweep", "paged-attention", "--file", str(study), "--no-cache", "--out", str(tmp_path / "x.csv")]
+        )
+        == 2
+    )
+    assert "metric 'time'; valid: cycles, microseconds, speedup" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from isa import DType, GmRegion, Kernel, Load, Program, Role, SetFlag, Space, Tensor, Tile, WaitFlag
+from isa import DType, GmRegion, Kernel, Load, Program, Role, Space, Tensor, Tile
 from isa.program import CoreKind
 from npusim import load_preset, outputs, plots, simulate, timeline
 from npusim.roofline import bounds
@@ -200,6 +200,3 @@ def test_progress_bar_stays_off_when_disabled_or_quick():
     quick(5, 10)  # well under two seconds in
     assert quick.bar is None
 
-
-def test_sync_instruction_kinds_are_known_to_the_trace_and_timeline():
-    assert SetFlag.mnemonic == "set_flag" and WaitFlag.mnemonic == "wait_flag"
