@@ -24,13 +24,6 @@ IDLE = "#e6e6e6"
 WAIT = "#bbbbbb"
 
 
-def _pipes_by_core(result: Result) -> dict[str, list[Pipe]]:
-    have: dict[str, set[Pipe]] = {}
-    for task, trace in zip(result.program.tasks, result.traces, strict=True):
-        have.setdefault(trace.core, set()).update(result.config.core_limits(task.kind).pipes)
-    return {core: [p for p in SHOWN_PIPES if p in pipes] for core, pipes in have.items()}
-
-
 def busiest_core(result: Result) -> str:
     """The core with the most busy pipe cycles: the default for the Gantt chart."""
     per_core = result.by_core()
@@ -38,7 +31,9 @@ def busiest_core(result: Result) -> str:
 
 
 def _utilization(ax, result: Result) -> None:
-    per_core, pipes_of = result.by_core(), _pipes_by_core(result)
+    per_core = result.by_core()
+    pipes_of = {core: [p for p in SHOWN_PIPES if p in pipes]
+                for core, pipes in result.pipes_by_core().items()}
     cores = sorted(per_core, key=core_order)
     slots = max(len(p) for p in pipes_of.values())
     width = 0.8 / slots

@@ -144,17 +144,22 @@ class Result:
             out[trace.core] = (tasks + 1, busy)
         return out
 
+    def pipes_by_core(self) -> dict[str, frozenset[Pipe]]:
+        """The pipes of every core that ran a task (a vector core has no M), by core name."""
+        kinds = {t.kind for t in self.program.tasks}
+        pipes_of = {kind: self.config.core_limits(kind).pipes for kind in kinds}
+        out: dict[str, frozenset[Pipe]] = {}
+        for task, trace in zip(self.program.tasks, self.traces, strict=True):
+            out[trace.core] = out.get(trace.core, frozenset()) | pipes_of[task.kind]
+        return out
+
     def utilization(self) -> dict[Pipe, float]:
         """Busy fraction of each pipe over the run, across the cores that have it and ran a task.
 
         A pipe's capacity is `cycles` on every such core: on a split chip M counts the cube cores
         that ran tasks, V the vector cores, MTE2 both.
         """
-        kinds = {t.kind for t in self.program.tasks}
-        pipes_of = {kind: self.config.core_limits(kind).pipes for kind in kinds}
-        core_pipes: dict[str, set[Pipe]] = {}
-        for task, trace in zip(self.program.tasks, self.traces, strict=True):
-            core_pipes.setdefault(trace.core, set()).update(pipes_of[task.kind])
+        core_pipes = self.pipes_by_core()
         busy = self.busy
         out = {}
         for pipe in Pipe:

@@ -119,20 +119,13 @@ def chip_summary(result: Result) -> list[str]:
     per_core = result.by_core()
     head = f"{'core':<8} {'tasks':>6}" + "".join(f" {p.value + ' %':>7}" for p in SHOWN_PIPES)
     lines = [head]
-    has = _pipes_by_core(result)
+    has = result.pipes_by_core()
     for core in sorted(per_core, key=core_order):
         tasks, busy = per_core[core]
         cells = "".join(f" {100 * busy[p] / max(1, result.cycles):>7.1f}" if p in has[core] else f" {'-':>7}"
                         for p in SHOWN_PIPES)
         lines.append(f"{core:<8} {tasks:>6}{cells}")
     return lines
-
-
-def _pipes_by_core(result: Result) -> dict[str, set[Pipe]]:
-    out: dict[str, set[Pipe]] = {}
-    for task, trace in zip(result.program.tasks, result.traces, strict=True):
-        out.setdefault(trace.core, set()).update(result.config.core_limits(task.kind).pipes)
-    return out
 
 
 def _pick_task(result: Result, name: str) -> KernelTrace:
