@@ -13,10 +13,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from isa.instructions import Barrier, SetFlag, WaitFlag
+from isa.instructions import SetFlag
 from isa.types import Pipe
 from npusim.report import SHOWN_PIPES
 from npusim.results import Result, core_order
+from npusim.timeline import pipe_intervals
 
 COLORS = {Pipe.MTE2: "#1f77b4", Pipe.MTE1: "#17becf", Pipe.M: "#d62728", Pipe.FIX: "#ff7f0e",
           Pipe.V: "#2ca02c", Pipe.MTE3: "#9467bd", Pipe.S: "#7f7f7f"}
@@ -62,19 +63,11 @@ def _gantt(ax, result: Result, core: str) -> None:
     traces = [t for t in result.traces if t.core == core]
     lanes = [p for p in (Pipe.S, *SHOWN_PIPES)
              if any(i.pipe is p and type(i) is not SetFlag for t in traces for i in t.kernel.instructions)]
+    intervals = pipe_intervals(traces)
     for y, pipe in enumerate(lanes):
-        busy: list[tuple[float, float]] = []
-        waits: list[tuple[float, float]] = []
-        for t in traces:
-            start, busy_end, end = t.start.tolist(), t.busy_end.tolist(), t.end.tolist()
-            for i, instr in enumerate(t.kernel.instructions):
-                if instr.pipe is not pipe or type(instr) is SetFlag:
-                    continue
-                if type(instr) in (WaitFlag, Barrier):
-                    if end[i] > start[i]:
-                        waits.append((start[i] * us, (end[i] - start[i]) * us))
-                elif busy_end[i] > start[i]:
-                    busy.append((start[i] * us, (busy_end[i] - start[i]) * us))
+        bs, be, ws, we = intervals[pipe]
+        busy = [(s * us, (e - s) * us) for s, e in zip(bs, be, strict=True)]
+        waits = [(s * us, (e - s) * us) for s, e in zip(ws, we, strict=True)]
         ax.broken_barh(waits, (y - 0.3, 0.6), facecolors=WAIT, hatch="///", edgecolor="white", linewidth=0)
         ax.broken_barh(busy, (y - 0.4, 0.8), facecolors=COLORS[pipe])
     for t in traces:  # task boundaries

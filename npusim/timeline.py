@@ -53,8 +53,8 @@ def _covered(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndar
 _Lists = tuple[list[int], list[int], list[int], list[int]]
 
 
-def _intervals(traces: Sequence[KernelTrace]) -> dict[Pipe, _Lists]:
-    """Per pipe: busy starts and ends, waiting starts and ends, in time order."""
+def pipe_intervals(traces: Sequence[KernelTrace]) -> dict[Pipe, _Lists]:
+    """Per pipe: busy starts and ends, waiting (wait_flag, barrier) starts and ends, in time order."""
     out: dict[Pipe, _Lists] = {p: ([], [], [], []) for p in Pipe}
     for trace in sorted(traces, key=lambda t: t.first_cycle):
         start, busy_end, end = trace.start.tolist(), trace.busy_end.tolist(), trace.end.tolist()
@@ -78,7 +78,7 @@ def lanes(traces: Sequence[KernelTrace], t0: int, t1: int, width: int, color: bo
     edges = t0 + span * np.arange(width + 1, dtype=np.float64) / width
     column = span / width
     lines = []
-    intervals = _intervals(traces)
+    intervals = pipe_intervals(traces)
     for pipe in LANE_PIPES:
         bs, be, ws, we = intervals[pipe]
         if not (bs or ws):
