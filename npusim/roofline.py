@@ -55,6 +55,14 @@ class Bounds:
         name = max(candidates, key=lambda k: (candidates[k], k))
         return name, self.fraction(candidates[name])
 
+    @property
+    def bound_by(self) -> str:
+        """In a word: the bounding resource, `partly` it, or `latency` (the classes of `explain`)."""
+        name, share = self.limiter
+        if share >= BOUND_FROM:
+            return name
+        return "latency" if share < LATENCY_BOUND_BELOW else f"partly {name}"
+
     def explain(self) -> str:
         """One sentence: what limited the run."""
         name, share = self.limiter

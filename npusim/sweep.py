@@ -190,7 +190,7 @@ def compute(spec: Spec) -> dict[str, Any]:
         "hbm_mb": round(result.memory.hbm_bytes / 1e6, 4),
         "compute_pct": round(100 * b.compute, 2),
         "memory_pct": round(100 * b.memory, 2),
-        "bound_by": _bound_by(b),
+        "bound_by": b.bound_by,
         **{f"{p.value.lower()}_busy_pct": round(100 * util[p], 2) for p in ROW_PIPES},
     }
     if values is not None:
@@ -199,17 +199,6 @@ def compute(spec: Spec) -> dict[str, Any]:
         )
         row["numerics"] = "match" if check["match"] else "MISMATCH"
     return row
-
-
-def _bound_by(b: Any) -> str:
-    """The resource that bounds the run (at least BOUND_FROM of it), `latency` when none comes
-    near (under LATENCY_BOUND_BELOW), else the largest bound marked as partial."""
-    from npusim.roofline import BOUND_FROM, LATENCY_BOUND_BELOW
-
-    name, share = b.limiter
-    if share >= BOUND_FROM:
-        return name
-    return "latency" if share < LATENCY_BOUND_BELOW else f"partly {name}"
 
 
 class Cache:
