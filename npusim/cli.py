@@ -234,15 +234,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace) -> HardwareConfig:
+def _config(args: argparse.Namespace) -> tuple[HardwareConfig, dict[str, Any]]:
+    """The preset with the --set overrides applied, and the overrides (typed, for the JSON record)."""
     config = load_preset(args.preset)
-    if args.overrides:
-        config = config.replace(dict(parse_override(o, config) for o in args.overrides))
-    return config
+    overrides = dict(parse_override(o, config) for o in args.overrides)
+    return (config.replace(overrides) if overrides else config), overrides
 
 
-def _overrides(args: argparse.Namespace, config: HardwareConfig) -> dict[str, Any]:
-    return dict(parse_override(o, config) for o in args.overrides)
+def _check_folders(args: argparse.Namespace, *options: str) -> None:
+    """An output file's folder must exist: found before a long run rather than after it."""
+    for option in options:
+        path = getattr(args, option, None)
+        if path is not None and not path.parent.exists():
+            raise UsageError(f"--{option} {path}: folder {path.parent} does not exist")
 
 
 class _Out:
@@ -328,10 +332,7 @@ def _validate_outputs(program: Program, config: HardwareConfig, args: argparse.N
     if core is not None and core not in core_names(config):
         names = core_names(config)
         raise UsageError(f"--core {core!r}: {config.name} has no such core; cores: {names[0]} .. {names[-1]}")
-    for option in ("trace", "plot"):
-        path = getattr(args, option, None)
-        if path is not None and not path.parent.exists():
-            raise UsageError(f"--{option} {path}: folder {path.parent} does not exist")
+    _check_folders(args, "trace", "plot")
 
 
 def _write_outputs(result: Result, args: argparse.Namespace, out: _Out, record: dict[str, Any]) -> None:
@@ -360,7 +361,7 @@ def _write_outputs(result: Result, args: argparse.Namespace, out: _Out, record: 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     workload = registry.get(args.program)
-    config = _config(args)
+    config, overrides = _config(args)
     out = _Out(args)
     instance = _instance(workload, args, config)
     _validate_outputs(instance.program, config, args, args.numerics)
@@ -376,19 +377,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check = outputs.numerics_check(instance.references(values), result.tensors or {}, instance.rtol,
                                        instance.atol)
         _print_check(check, result.tensors or {}, out)
-    record = outputs.record(result, workload.name, instance.params, _overrides(args, config), check)
+    record = outputs.record(result, workload.name, instance.params, overrides, check)
     _write_outputs(result, args, out, record)
     return 0 if check is None or check["match"] else 1
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     workload = registry.get(args.program)
-    config = _config(args)
+    config, overrides = _config(args)
     out = _Out(args)
-    for option in ("trace", "plot"):
-        path = getattr(args, option)
-        if path is not None and not path.parent.exists():
-            raise UsageError(f"--{option} {path}: folder {path.parent} does not exist")
+    _check_folders(args, "trace", "plot")
     instances = [_instance(workload, args, config, variant=v) for v in args.variants]  # all checked first
     rows, records = [], []
     for variant, instance in zip(args.variants, instances, strict=True):
@@ -397,7 +395,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         check = None if values is None else outputs.numerics_check(
             instance.references(values), result.tensors or {}, instance.rtol, instance.atol)
         rows.append((variant, result, None if check is None else check["match"]))
-        records.append(outputs.record(result, workload.name, instance.params, _overrides(args, config),
+        records.append(outputs.record(result, workload.name, instance.params, overrides,
                                       check))
     common = {k: v for k, v in instances[0].params.items() if k != "variant"}
     title = (f"{workload.name} {_params(common)} on preset {config.name}"
@@ -419,7 +417,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_asm(args: argparse.Namespace) -> int:
     program = load_program(args.file)
-    config = _config(args)
+    config, overrides = _config(args)
     out = _Out(args)
     _validate_outputs(program, config, args, True)
     _checked(program, config, out, args)
@@ -433,7 +431,7 @@ def _cmd_asm(args: argparse.Namespace) -> int:
     for tensor in program.tensors_of(Role.OUTPUT):
         out(_describe(tensor.name, (result.tensors or {})[tensor.name]))
     params = {"file": str(args.file), "seed": args.seed, "inputs": sorted(given), "random_inputs": drawn}
-    record = outputs.record(result, program.name, params, _overrides(args, config), None)
+    record = outputs.record(result, program.name, params, overrides, None)
     _write_outputs(result, args, out, record)
     return 0
 
@@ -538,10 +536,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     numerics = args.numerics or bool(study.get("numerics", False))
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    for option in ("out", "plot"):
-        path = getattr(args, option)
-        if path is not None and not path.parent.exists():
-            raise UsageError(f"--{option} {path}: folder {path.parent} does not exist")
+    _check_folders(args, "out", "plot")
     metric = args.metric or study.get("metric") or ("speedup" if baseline else "microseconds")
     if metric not in sweep.METRICS:
         raise UsageError(f"metric {metric!r}; valid: {', '.join(sweep.METRICS)}")
