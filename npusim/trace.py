@@ -57,7 +57,10 @@ def events(result: Result, sync: str = "show", label: str | None = None,
         raise ValueError(f"trace sync mode {sync!r}; valid: {', '.join(SYNC_MODES)}")
     clock = _Clock(result.config.clock_ghz)
     prefix = f"{label}: " if label else ""
-    cores = sorted({t.core for t in result.traces}, key=core_order)
+    on_core: dict[str, list[KernelTrace]] = {}
+    for trace in result.traces:
+        on_core.setdefault(trace.core, []).append(trace)
+    cores = sorted(on_core, key=core_order)
     pid_of = {core: pid_base + i + 1 for i, core in enumerate(cores)}
     out: list[dict[str, Any]] = []
     memory_pid = pid_base
@@ -68,7 +71,7 @@ def events(result: Result, sync: str = "show", label: str | None = None,
         out.append(_meta("process_sort_index", pid, None, {"sort_index": pid}))
         out.append(_meta("thread_name", pid, TASKS_TID, {"name": "tasks"}))
         out.append(_meta("thread_sort_index", pid, TASKS_TID, {"sort_index": TASKS_TID}))
-        used = {i.pipe for t in result.traces if t.core == core for i in t.kernel.instructions}
+        used = {i.pipe for t in on_core[core] for i in t.kernel.instructions}
         for pipe in PIPE_ORDER:
             if pipe in used:
                 out.append(_meta("thread_name", pid, _TID[pipe], {"name": PIPE_NAMES[pipe]}))
@@ -84,7 +87,7 @@ def events(result: Result, sync: str = "show", label: str | None = None,
         flow_id = _instruction_events(out, trace, pid, clock, sync == "show", flow_id)
     out += _hbm_counter(result, memory_pid, clock)
     for core, pid in pid_of.items():
-        out += _queue_counter([t for t in result.traces if t.core == core], pid, clock)
+        out += _queue_counter(on_core[core], pid, clock)
     return out
 
 
