@@ -41,12 +41,16 @@ class _Core:
         self.index, self.name, self.memory = index, name, memory
 
 
+_PREFIX = {CoreKind.CUBE: "aic", CoreKind.VECTOR: "aiv", CoreKind.MIXED: "core"}  # core i is PREFIXi
+
+
 def core_names(config: HardwareConfig) -> list[str]:
     """The names of the chip's cores, as runs and traces call them."""
     chip = config.chip
     if chip.coupled:
-        return [f"core{i}" for i in range(chip.cube_cores)]
-    return [f"aic{i}" for i in range(chip.cube_cores)] + [f"aiv{i}" for i in range(chip.vector_cores)]
+        return [f"{_PREFIX[CoreKind.MIXED]}{i}" for i in range(chip.cube_cores)]
+    return ([f"{_PREFIX[CoreKind.CUBE]}{i}" for i in range(chip.cube_cores)]
+            + [f"{_PREFIX[CoreKind.VECTOR]}{i}" for i in range(chip.vector_cores)])
 
 
 class ChipRun:
@@ -81,16 +85,17 @@ class ChipRun:
         """For each kind of kernel, (a heap of idle core indices, the cores); shared where cores are."""
         chip, numerics = self.config.chip, self.gm is not None
 
-        def cores(prefix: str, count: int, kind: CoreKind | None) -> tuple[list[int], list[_Core]]:
-            limits = self.config.core_limits(kind)
-            made = [_Core(i, f"{prefix}{i}", CoreMemory(limits) if numerics else None) for i in range(count)]
+        def cores(kind: CoreKind, count: int) -> tuple[list[int], list[_Core]]:
+            limits = self.config.core_limits(None if kind is CoreKind.MIXED else kind)  # MIXED: every buffer
+            made = [_Core(i, f"{_PREFIX[kind]}{i}", CoreMemory(limits) if numerics else None)
+                    for i in range(count)]
             return list(range(count)), made
 
         if chip.coupled:
-            pool = cores("core", chip.cube_cores, None)
+            pool = cores(CoreKind.MIXED, chip.cube_cores)
             return {kind: pool for kind in CoreKind}
-        return {CoreKind.CUBE: cores("aic", chip.cube_cores, CoreKind.CUBE),
-                CoreKind.VECTOR: cores("aiv", chip.vector_cores, CoreKind.VECTOR),
+        return {CoreKind.CUBE: cores(CoreKind.CUBE, chip.cube_cores),
+                CoreKind.VECTOR: cores(CoreKind.VECTOR, chip.vector_cores),
                 CoreKind.MIXED: ([], [])}
 
     def _peak_demand(self) -> float:
