@@ -6,9 +6,10 @@ The numbers come from a hardware description (npusim's presets); this module hol
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
+from isa.cores import CoreKind
 from isa.types import Pipe, Space
 
 
@@ -17,20 +18,19 @@ class CoreLimits:
     """Capacity and alignment in bytes of each on-chip buffer a core has, its pipes and event ids.
 
     A space missing from `capacity` is a buffer the core does not have; a pipe missing from `pipes`
-    is one it does not have (a split chip's vector core has no M, its cube core no V).
+    is one it does not have (a split chip's vector core has no M, its cube core no V). By default
+    the core has every pipe, as a coupled core does (`isa.cores` says what each kind has).
     """
 
     capacity: Mapping[Space, int]
     alignment: Mapping[Space, int]
     num_events: int
-    pipes: frozenset[Pipe] = frozenset(Pipe)
-    name: str = "core"  # how messages name the core kind, e.g. "AIV (vector core)"
-    spaces: frozenset[Space] = field(init=False)
+    pipes: frozenset[Pipe] = CoreKind.MIXED.pipes
+    name: str = CoreKind.MIXED.label  # how messages name the core kind, e.g. "AIV (vector core)"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "capacity", MappingProxyType(dict(self.capacity)))
         object.__setattr__(self, "alignment", MappingProxyType(dict(self.alignment)))
-        object.__setattr__(self, "spaces", frozenset(self.capacity))
         if Space.GM in self.capacity:
             raise ValueError("GM is not an on-chip buffer; give capacities of L1, L0A, L0B, L0C, UB")
         for space, size in self.capacity.items():

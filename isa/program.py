@@ -8,9 +8,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from isa.instructions import Instruction, SetFlag, WaitFlag
-from isa.regions import Tile
-from isa.types import DType, Pipe, Space
+from isa.cores import CoreKind
+from isa.instructions import Instruction
+from isa.types import DType
 
 
 class Role(enum.Enum):
@@ -54,32 +54,6 @@ class Kernel:
 
     def __len__(self) -> int:
         return len(self.instructions)
-
-
-class CoreKind(enum.Enum):
-    """Which kind of core a kernel needs: a split chip has cube (AIC) and vector (AIV) cores."""
-
-    CUBE = "cube"  # MTE2, MTE1, M, FIX over L1, L0A, L0B, L0C
-    VECTOR = "vector"  # MTE2, V, MTE3 over UB
-    MIXED = "mixed"  # both: only a coupled core (cube and vector in one) runs it
-
-    @classmethod
-    def of(cls, kernel: Kernel) -> CoreKind:
-        """The kind a kernel's pipes and buffers need (a kernel of sync instructions only: cube)."""
-        cube = vector = False
-        for instr in kernel.instructions:
-            pipes = (instr.src, instr.dst) if isinstance(instr, SetFlag | WaitFlag) else (instr.pipe,)
-            spaces = [r.space for r in (*instr.reads, *instr.writes) if isinstance(r, Tile)]
-            cube = cube or any(p in _CUBE_PIPES for p in pipes) or any(s in _CUBE_SPACES for s in spaces)
-            vector = vector or any(p in _VECTOR_PIPES for p in pipes) or Space.UB in spaces
-        if cube and vector:
-            return cls.MIXED
-        return cls.VECTOR if vector else cls.CUBE
-
-
-_CUBE_PIPES = frozenset({Pipe.MTE1, Pipe.M, Pipe.FIX})
-_VECTOR_PIPES = frozenset({Pipe.V, Pipe.MTE3})
-_CUBE_SPACES = frozenset({Space.L1, Space.L0A, Space.L0B, Space.L0C})
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from isa.cores import CoreKind
 from isa.limits import CoreLimits
-from isa.program import CoreKind
-from isa.types import Pipe, Space
-
-_SPLIT_SPACES = {CoreKind.CUBE: {Space.L1, Space.L0A, Space.L0B, Space.L0C}, CoreKind.VECTOR: {Space.UB}}
-_SPLIT_PIPES = {
-    CoreKind.CUBE: frozenset({Pipe.S, Pipe.MTE2, Pipe.MTE1, Pipe.M, Pipe.FIX}),
-    CoreKind.VECTOR: frozenset({Pipe.S, Pipe.MTE2, Pipe.V, Pipe.MTE3}),
-}
-_SPLIT_NAMES = {CoreKind.CUBE: "AIC (cube core)", CoreKind.VECTOR: "AIV (vector core)"}
+from isa.types import Space
 
 
 class ConfigError(ValueError):
@@ -186,27 +179,25 @@ class HardwareConfig:
     def core_limits(self, kind: CoreKind | None = None) -> CoreLimits:
         """What `isa.check` needs of the core that runs `kind` kernels (None: every buffer and pipe).
 
-        A split chip's cube core (AIC) has L1, L0A, L0B, L0C and the pipes S, MTE2, MTE1, M, FIX;
-        its vector core (AIV) has UB and S, MTE2, V, MTE3. A coupled core has everything.
+        A split chip runs each kind on a core of that kind, with the pipes and buffers `isa.cores`
+        gives it (its cube core, AIC, has no UB and no V); a coupled chip runs every kind on its one
+        kind of core, which has everything (MIXED). The sizes come from `buffers`.
         """
+        if kind is CoreKind.MIXED and not self.chip.coupled:
+            raise ConfigError(f"{self.name} is a split chip: no core runs mixed cube and vector kernels")
+        core = CoreKind.MIXED if kind is None or self.chip.coupled else kind
         b = self.buffers
         capacity = {Space.L1: b.l1_bytes, Space.L0A: b.l0a_bytes, Space.L0B: b.l0b_bytes,
                     Space.L0C: b.l0c_bytes, Space.UB: b.ub_bytes}
         alignment = {Space.L1: b.l1_align, Space.L0A: b.l0a_align, Space.L0B: b.l0b_align,
                      Space.L0C: b.l0c_align, Space.UB: b.ub_align}
-        pipes, name = frozenset(Pipe), "core"
-        if kind is not None and not self.chip.coupled:
-            if kind is CoreKind.MIXED:
-                raise ConfigError(f"{self.name} is a split chip: no core runs mixed cube and vector kernels")
-            spaces = _SPLIT_SPACES[kind]
-            capacity = {s: v for s, v in capacity.items() if s in spaces}
-            alignment = {s: v for s, v in alignment.items() if s in spaces}
-            pipes, name = _SPLIT_PIPES[kind], _SPLIT_NAMES[kind]
-        return CoreLimits(capacity, alignment, self.sync.event_ids, pipes, name)
+        return CoreLimits({s: v for s, v in capacity.items() if s in core.spaces},
+                          {s: v for s, v in alignment.items() if s in core.spaces},
+                          self.sync.event_ids, core.pipes, core.label)
 
     def limits_by_kind(self) -> dict[CoreKind, CoreLimits]:
         """The core that runs each kind of kernel on this chip (a split chip has none for MIXED)."""
-        kinds = list(CoreKind) if self.chip.coupled else [CoreKind.CUBE, CoreKind.VECTOR]
+        kinds = [k for k in CoreKind if self.chip.coupled or k is not CoreKind.MIXED]
         return {kind: self.core_limits(kind) for kind in kinds}
 
     def replace(self, overrides: Mapping[str, Any]) -> HardwareConfig:
