@@ -18,12 +18,14 @@ import simpy
 
 from isa.deps import dependencies
 from isa.errors import IsaError
-from isa.memory import CoreMemory, GlobalMemory, MachineState
-from isa.program import CoreKind, Program
+from isa.limits import CoreLimits
+from isa.program import CoreKind, Kernel, Program
 from isa.types import Pipe
 from npusim.config import HardwareConfig
-from npusim.engine import CoreRun, PendingWrites
+from npusim.decode import DecodedKernel
+from npusim.engine import CoreRun
 from npusim.flags import SyncError
+from npusim.functional import FunctionalState
 from npusim.memsys import MemorySystem
 from npusim.results import KernelTrace, MemoryStats, Result
 
@@ -35,22 +37,19 @@ class DeadlockError(SyncError):
 
 
 class _Core:
-    __slots__ = ("index", "name", "memory")
+    __slots__ = ("index", "name", "limits")
 
-    def __init__(self, index: int, name: str, memory: CoreMemory | None):
-        self.index, self.name, self.memory = index, name, memory
-
-
-_PREFIX = {CoreKind.CUBE: "aic", CoreKind.VECTOR: "aiv", CoreKind.MIXED: "core"}  # core i is PREFIXi
+    def __init__(self, index: int, name: str, limits: CoreLimits):
+        self.index, self.name, self.limits = index, name, limits
 
 
 def core_names(config: HardwareConfig) -> list[str]:
-    """The names of the chip's cores, as runs and traces call them."""
+    """The names of the chip's cores, as runs and traces call them (each kind's prefix, `isa.cores`)."""
     chip = config.chip
     if chip.coupled:
-        return [f"{_PREFIX[CoreKind.MIXED]}{i}" for i in range(chip.cube_cores)]
-    return ([f"{_PREFIX[CoreKind.CUBE]}{i}" for i in range(chip.cube_cores)]
-            + [f"{_PREFIX[CoreKind.VECTOR]}{i}" for i in range(chip.vector_cores)])
+        return [f"{CoreKind.MIXED.prefix}{i}" for i in range(chip.cube_cores)]
+    return ([f"{CoreKind.CUBE.prefix}{i}" for i in range(chip.cube_cores)]
+            + [f"{CoreKind.VECTOR.prefix}{i}" for i in range(chip.vector_cores)])
 
 
 class ChipRun:
@@ -61,8 +60,7 @@ class ChipRun:
         self.program, self.config = program, config
         self.env = simpy.Environment()
         self.tensors = {t.name: t for t in program.tensors}
-        self.gm = GlobalMemory(program.tensors, inputs or {}) if numerics else None
-        self.writes = PendingWrites() if numerics else None
+        self.functional = FunctionalState(program.tensors, inputs or {}) if numerics else None
         self.pools = self._build_pools()
         self.memsys = MemorySystem(self.env, config, program.tensors, self._peak_demand())
         tasks = program.tasks
@@ -80,15 +78,15 @@ class ChipRun:
         self.traces: list[KernelTrace | None] = [None] * len(tasks)
         self.running: dict[int, CoreRun] = {}
         self.issued = 0  # instructions of the finished tasks
+        self._decode_cache: dict[int, DecodedKernel] = {}  # by kernel identity: the program keeps them
 
     def _build_pools(self) -> dict[CoreKind, tuple[list[int], list[_Core]]]:
         """For each kind of kernel, (a heap of idle core indices, the cores); shared where cores are."""
-        chip, numerics = self.config.chip, self.gm is not None
+        chip = self.config.chip
 
         def cores(kind: CoreKind, count: int) -> tuple[list[int], list[_Core]]:
-            limits = self.config.core_limits(None if kind is CoreKind.MIXED else kind)  # MIXED: every buffer
-            made = [_Core(i, f"{_PREFIX[kind]}{i}", CoreMemory(limits) if numerics else None)
-                    for i in range(count)]
+            limits = self.config.core_limits(kind)
+            made = [_Core(i, f"{kind.prefix}{i}", limits) for i in range(count)]
             return list(range(count)), made
 
         if chip.coupled:
@@ -129,12 +127,10 @@ class ChipRun:
             self._run_reporting(progress)
         if any(t is None for t in self.traces):
             raise DeadlockError(self._stall_report())
-        if self.writes is not None:
-            self.writes.flush_all()
         stats = self.memsys.stats()
         memory = MemoryStats(stats["hbm_read_bytes"], stats["hbm_write_bytes"], stats["l2_hit_bytes"],
                              stats["read_bytes"], tuple(self.memsys.hbm_timeline()), self.config.clock_ghz)
-        tensors = self.gm.tensors(copy=False) if self.gm is not None else None
+        tensors = self.functional.tensors() if self.functional is not None else None
         traces = tuple(t for t in self.traces if t is not None)
         # Not env.now: a superseded memory-system timeout may pop after the last real event.
         cycles = max((t.last_cycle for t in traces), default=0)
@@ -169,15 +165,15 @@ class ChipRun:
         dispatched = env.now
         if self.config.chip.dispatch_cycles:
             yield env.timeout(self.config.chip.dispatch_cycles)
-        state = None
-        if core.memory is not None and self.gm is not None:
-            core.memory.poison()  # a task sees nothing of the one before it on this core
-            state = MachineState(core.memory, self.gm)
-        run = CoreRun(env, core.name, task.kernel, self.config, self.tensors, self.memsys, state, self.writes)
+        functional = self.functional
+        state = functional.begin_task(core.name, core.limits) if functional is not None else None
+        run = CoreRun(env, core.name, self._decoded(task.kernel), self.config, self.memsys, state, functional)
         self.running[j] = run
         first = env.now
         run.start_processes()
         last = yield run.done
+        if functional is not None:
+            functional.end_task(last)
         del self.running[j]
         self.issued += len(task.kernel)
         self.traces[j] = _trace(task.name, run, dispatched, first, last)
@@ -187,6 +183,13 @@ class ChipRun:
             if self.waiting[succ] == 0:
                 self._make_ready(succ)
         self._dispatch()
+
+    def _decoded(self, kernel: Kernel) -> DecodedKernel:
+        """The kernel's decoded form, made once and shared by every task that runs it."""
+        decoded = self._decode_cache.get(id(kernel))
+        if decoded is None:
+            decoded = self._decode_cache[id(kernel)] = DecodedKernel(kernel, self.config, self.tensors)
+        return decoded
 
     def _stall_report(self) -> str:
         tasks = self.program.tasks

@@ -4,15 +4,16 @@ Every cost is a pair of whole cycles. `occupancy` is how long the instruction ho
 next instruction of that pipe may start when it ends. `latency` is from start to completion (when
 its result is written and flags waiting on it may fire); latency >= occupancy. Formulas:
 
-- DMA (load, store, fixpipe to GM): occupancy = ceil(bytes / path bandwidth) + ceil(rows x
-  row_cycles), where a region whose rows are not contiguous in GM (a row step, or fewer columns
-  than the tensor has) moves each row in whole bursts and pays `row_cycles` per row (contiguous
-  regions pay neither); latency = occupancy + the engine's latency_cycles. That is the figure for
-  a core alone on the chip reading from HBM: in a run, the bytes go through the memory system
-  (`npusim.memsys`), which shares HBM among cores and serves recently touched lines from L2.
+- DMA (load, store, fixpipe to GM): no cycles here. The cost model describes the transfer
+  (`Transfer`: the region, its path, the bytes on the wire and the rows that pay a per-row cost):
+  a region whose rows are not contiguous in GM (a row step, or fewer columns than the tensor has)
+  moves each row in whole bursts and pays the path's `row_cycles` per row; contiguous regions pay
+  neither. `npusim.memsys` owns all GM timing: the path's rate shared with every other core, L2
+  hits, the per-row cost and the latency.
 - MTE1 move: occupancy = bytes / L1->L0A or L1->L0B bandwidth; latency adds mte1.latency_cycles.
 - mmad: occupancy = startup + ceil(M/m0) * ceil(K/k0) * ceil(N/n0) with k0 = k0_bytes / element
-  size (16 for fp16/bf16, 32 for int8, 8 for fp32: half rate); latency adds cube.latency_cycles.
+  size, at least 1 (16 for fp16/bf16, 32 for int8, 8 for fp32: half rate); latency adds
+  cube.latency_cycles.
 - vector: occupancy = startup + repeats x cycles-per-repeat of the op, where repeats = the largest
   operand's bytes / bytes_per_repeat, rounded up; latency adds vector.latency_cycles.
 - set_flag, wait_flag, barrier: no cost of their own; the engine times them (flag_cycles).
@@ -20,6 +21,7 @@ its result is written and flags waiting on it may fire); latency >= occupancy. F
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,28 +51,43 @@ from isa.instructions import (
 )
 from isa.program import Tensor
 from isa.regions import GmRegion, Tile
-from isa.types import Space
+from isa.types import DType, Space
 from npusim.config import HardwareConfig
+
+
+class GmPath(enum.Enum):
+    """Which DMA path a GM access takes; the memory system knows each path's rate and latency."""
+
+    GM_TO_L1 = "GM -> L1"  # MTE2
+    GM_TO_UB = "GM -> UB"  # MTE2
+    UB_TO_GM = "UB -> GM"  # MTE3
+    L0C_TO_GM = "L0C -> GM"  # FIX
+
+    @property
+    def write(self) -> bool:
+        return self in (GmPath.UB_TO_GM, GmPath.L0C_TO_GM)
 
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    """A GM access as the chip's memory system sees it; its time depends on who else is moving data."""
+    """A GM access as the cost model describes it: what moves, not when (`npusim.memsys` times it)."""
 
     region: GmRegion
-    write: bool
+    path: GmPath
     moved: int  # bytes on the wire: whole bursts per row when rows are not contiguous in GM
-    cap: float  # bytes per cycle this core's path can carry
-    overhead: int  # cycles of per-row cost, spent after the bytes
-    latency: int  # from the end of the occupancy to completion (on an L2 miss, and for writes)
+    rows: int  # rows that each pay the path's per-row cost: 0 for a contiguous region
+
+    @property
+    def write(self) -> bool:
+        return self.path.write
 
 
 @dataclass(frozen=True, slots=True)
 class Cost:
     """Cycles an instruction holds its pipe and takes to complete, and the work it does.
 
-    For a GM access, `occupancy` and `latency` are the uncontended figures (an L2 miss with the
-    HBM to itself); the engine times it through the memory system from `transfer`.
+    A GM access has no cycles of its own here: its `transfer` says what moves, and the memory
+    system, which sees every other core's traffic, decides when.
     """
 
     occupancy: int
@@ -83,47 +100,50 @@ class Cost:
 FREE = Cost(0, 0)
 
 
-def _cycles(x: float) -> int:
-    return math.ceil(x - 1e-9)  # whole cycles; the epsilon keeps exact quotients from rounding up
+def cycles(x: float) -> int:
+    """Whole cycles for a fractional figure; the epsilon keeps exact quotients from rounding up."""
+    return math.ceil(x - 1e-9)
 
 
-def _gm_transfer(gm: GmRegion, tensors: Mapping[str, Tensor], write: bool, bytes_per_cycle: float,
-                 burst: int, row_cycles: float, latency: int, what: str) -> Cost:
-    if bytes_per_cycle <= 0:
-        raise IsaError(f"this preset has no {what} path (its bandwidth is 0)")
+def path_rate(path: GmPath, c: HardwareConfig) -> tuple[float, float, int]:
+    """(bytes per cycle, cycles per non-contiguous row, latency cycles) of a DMA path under `c`.
+
+    A bandwidth of 0 means the preset has no such path.
+    """
+    if path is GmPath.GM_TO_L1:
+        return (c.mte2.gm_to_l1_bytes_per_cycle, c.mte2.row_cycles, c.mte2.latency_cycles)
+    if path is GmPath.GM_TO_UB:
+        return (c.mte2.gm_to_ub_bytes_per_cycle, c.mte2.row_cycles, c.mte2.latency_cycles)
+    if path is GmPath.UB_TO_GM:
+        return (c.mte3.ub_to_gm_bytes_per_cycle, c.mte3.row_cycles, c.mte3.latency_cycles)
+    return (c.fixpipe.l0c_to_gm_bytes_per_cycle, c.fixpipe.row_cycles, c.fixpipe.latency_cycles)
+
+
+def _gm_transfer(gm: GmRegion, path: GmPath, tensors: Mapping[str, Tensor], c: HardwareConfig) -> Cost:
+    if path_rate(path, c)[0] <= 0:  # refused when the kernel is decoded, before it runs
+        raise IsaError(f"this preset has no {path.value} path (its bandwidth is 0)")
     tensor = tensors[gm.tensor]
     contiguous = gm.row_step == 1 and gm.cols == tensor.matrix_shape[1]
     if contiguous or gm.rows == 1:
-        moved, overhead = gm.nbytes, 0
+        moved, rows = gm.nbytes, 0
     else:
-        row_bytes = gm.cols * gm.dtype.itemsize
-        moved = gm.rows * math.ceil(row_bytes / burst) * burst
-        overhead = _cycles(gm.rows * row_cycles)
-    occ = max(1, _cycles(moved / bytes_per_cycle)) + overhead
-    transfer = Transfer(gm, write, moved, bytes_per_cycle, overhead, latency)
-    return Cost(occ, occ + latency, bytes=gm.nbytes, transfer=transfer)
+        burst = c.mte2.burst_bytes
+        moved, rows = gm.rows * math.ceil(gm.cols * gm.dtype.itemsize / burst) * burst, gm.rows
+    return Cost(0, 0, bytes=gm.nbytes, transfer=Transfer(gm, path, moved, rows))
 
 
 def _load(i: Load, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
-    m = c.mte2
-    if i.dst.space is Space.L1:
-        bw, what = m.gm_to_l1_bytes_per_cycle, "GM -> L1"
-    else:
-        bw, what = m.gm_to_ub_bytes_per_cycle, "GM -> UB"
-    return _gm_transfer(i.src, tensors, False, bw, m.burst_bytes, m.row_cycles, m.latency_cycles, what)
+    return _gm_transfer(i.src, GmPath.GM_TO_L1 if i.dst.space is Space.L1 else GmPath.GM_TO_UB, tensors, c)
 
 
 def _store(i: Store, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
-    m = c.mte3
-    return _gm_transfer(i.dst, tensors, True, m.ub_to_gm_bytes_per_cycle, c.mte2.burst_bytes,
-                        m.row_cycles, m.latency_cycles, "UB -> GM")
+    return _gm_transfer(i.dst, GmPath.UB_TO_GM, tensors, c)
 
 
 def _fixpipe(i: Fixpipe, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
     f = c.fixpipe
     if isinstance(i.dst, GmRegion):
-        return _gm_transfer(i.dst, tensors, True, f.l0c_to_gm_bytes_per_cycle, c.mte2.burst_bytes,
-                            f.row_cycles, f.latency_cycles, "L0C -> GM")
+        return _gm_transfer(i.dst, GmPath.L0C_TO_GM, tensors, c)
     return _on_chip(i.dst, max(i.src.nbytes, i.dst.nbytes), f.l0c_to_ub_bytes_per_cycle, f.latency_cycles,
                     "L0C -> UB")
 
@@ -131,7 +151,7 @@ def _fixpipe(i: Fixpipe, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Co
 def _on_chip(dst: Tile, nbytes: int, bytes_per_cycle: float, latency: int, what: str) -> Cost:
     if bytes_per_cycle <= 0:
         raise IsaError(f"this preset has no {what} path (its bandwidth is 0)")
-    occ = max(1, _cycles(nbytes / bytes_per_cycle))
+    occ = max(1, cycles(nbytes / bytes_per_cycle))
     return Cost(occ, occ + latency, bytes=nbytes)
 
 
@@ -142,10 +162,15 @@ def _move(i: Move, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
     return _on_chip(i.dst, i.dst.nbytes, m.l1_to_l0b_bytes_per_cycle, m.latency_cycles, "L1 -> L0B")
 
 
+def cube_k0(c: HardwareConfig, dtype: DType) -> int:
+    """Elements of `dtype` the cube takes along K per fractal step (k0_bytes / element size, >= 1)."""
+    return max(1, c.cube.k0_bytes // dtype.itemsize)
+
+
 def _mmad(i: Mmad, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
     cube = c.cube
     (m, k), n = i.a.shape, i.b.shape[1]
-    k0 = max(1, cube.k0_bytes // i.a.dtype.itemsize)
+    k0 = cube_k0(c, i.a.dtype)
     fractals = math.ceil(m / cube.m0) * math.ceil(k / k0) * math.ceil(n / cube.n0)
     occ = cube.startup_cycles + fractals
     return Cost(occ, occ + cube.latency_cycles, flops=2 * m * k * n)
@@ -158,7 +183,7 @@ def _vector_cost(cycles_per_repeat: Callable[[Any, HardwareConfig], float]) -> C
         v = c.vector
         largest = max(r.nbytes for r in (*i.reads, *i.writes))
         repeats = math.ceil(largest / v.bytes_per_repeat)
-        occ = v.startup_cycles + _cycles(repeats * cycles_per_repeat(i, c))
+        occ = v.startup_cycles + cycles(repeats * cycles_per_repeat(i, c))
         dst = i.writes[0]
         return Cost(occ, occ + v.latency_cycles, flops=dst.shape[0] * dst.shape[1])
 

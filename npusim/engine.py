@@ -5,83 +5,58 @@ per pipe; a full queue stalls issue. It keeps its own issue clock and runs ahead
 synchronising only when a queue may be full, at `wait_flag ... S`, at a `set_flag S ...` whose flag is
 still set, and at `barrier ALL`: a queue's length can only shrink while the front-end is not adding to
 it, so running ahead never misses a stall, and flags on S are judged at their own issue cycle.
+
 Each pipe executor takes its queue in order: an instruction starts at max(its issue, the end of the
-previous one's occupancy), holds the pipe for its occupancy (one SimPy timeout), and completes after
-its latency. Completion needs no event: set_flag fires at max(now, the pipe's latest completion),
-barrier P waits until then, and functional writes are queued by completion time and applied just
-before any later read (reads happen when an instruction starts), so an unsynchronised consumer sees
-stale data, as on hardware.
+previous one's occupancy) and is handed to the handler of its kind (`Kind`), which records its
+cycles and returns the cycle its pipe is free again, or an event it must wait for first (a flag not
+yet set, a GM transfer whose time depends on other cores' traffic) and then a resume step:
+
+- compute (mmad, vector, MTE1 moves): holds the pipe for its occupancy, completes after its latency;
+- GM transfer: the memory system (`npusim.memsys`) says when the DMA engine is free and the data
+  has landed;
+- set_flag: fires at max(now, the pipe's latest completion) + flag_cycles (`npusim.flags`);
+- wait_flag: holds the pipe until the oldest pending set of its flag is visible;
+- barrier P: holds P until every earlier P instruction has completed; barrier ALL (on the
+  front-end) until every instruction issued before it has, waits and sets included.
+
+Completion needs no event. The numbers, when a run computes them, are kept by the functional state
+(`npusim.functional`): read when an instruction starts, written when it completes.
 """
 
 from __future__ import annotations
 
-import heapq
 from array import array
 from collections import deque
-from collections.abc import Mapping
-from itertools import count
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import simpy
 
-from isa.instructions import Barrier, Instruction, Mmad, SetFlag, WaitFlag
-from isa.interpret import result
 from isa.memory import MachineState
-from isa.program import Kernel, Tensor
-from isa.regions import Region
-from isa.semantics import accumulate, mmad_product
 from isa.types import Pipe
 from npusim.config import HardwareConfig
-from npusim.costs import cost
+from npusim.decode import DecodedKernel, Kind
 from npusim.flags import Flags, SyncError
-from npusim.memsys import MemorySystem
+from npusim.functional import FunctionalState
+from npusim.memsys import GmTiming, MemorySystem
 
 PIPES: tuple[Pipe, ...] = tuple(Pipe)
-_OP, _SET, _WAIT, _BARRIER, _BARRIER_ALL, _GM = range(6)
-_KINDS = {SetFlag: _SET, WaitFlag: _WAIT, Barrier: _BARRIER}
-
-
-class PendingWrites:
-    """Functional results waiting for their instruction's completion cycle, applied in time order.
-
-    An accumulating mmad's entry is its product alone: it is added to the accumulator when it lands,
-    so back-to-back mmads into one L0C tile accumulate in order even while their latencies overlap,
-    as the cube's accumulator does (no barrier is needed between them, unlike other same-pipe RAW).
-    """
-
-    __slots__ = ("_heap", "_seq")
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[int, int, Region, np.ndarray, MachineState, bool]] = []
-        self._seq = count()  # ties at one cycle resolve in the order instructions started
-
-    def push(self, at: int, state: MachineState, region: Region, value: np.ndarray,
-             add: bool = False) -> None:
-        heapq.heappush(self._heap, (at, next(self._seq), region, value, state, add))
-
-    def flush(self, now: int) -> None:
-        """Apply every write that completes at or before `now` (a result is visible in its own cycle)."""
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, _, region, value, state, add = heapq.heappop(heap)
-            state.write(region, accumulate(state.view(region), value) if add else value)
-
-    def flush_all(self) -> None:
-        self.flush(1 << 62)
+_COMPUTE, _GM, _SET, _WAIT, _BARRIER, _BARRIER_ALL = (int(k) for k in Kind)
 
 
 class _PipeState:
-    __slots__ = ("pipe", "queue", "done_at", "wake", "busy", "blocked", "finished")
+    __slots__ = ("pipe", "queue", "done_at", "synced_at", "wake", "busy", "blocked", "finished", "value")
 
     def __init__(self, pipe: Pipe):
         self.pipe = pipe
         self.queue: deque[tuple[int, int]] = deque()  # (instruction index, issue cycle)
-        self.done_at = 0  # latest completion cycle of any instruction started so far
+        self.done_at = 0  # latest completion cycle of any instruction started so far, waits included
+        self.synced_at = 0  # latest cycle a set_flag of this pipe fires
         self.wake: simpy.Event | None = None  # the executor sleeps on this while its queue is empty
         self.busy = 0  # cycles of occupancy
         self.blocked = -1  # index of a wait_flag the pipe is blocked on
         self.finished = False
+        self.value: Any = None  # what the GM transfer in flight read, to land when it completes
 
 
 class CoreRun:
@@ -91,64 +66,34 @@ class CoreRun:
     occupancy), end (completion), bytes, flops, and for each wait_flag the set_flag that released it.
     """
 
-    def __init__(self, env: simpy.Environment, name: str, kernel: Kernel, config: HardwareConfig,
-                 tensors: Mapping[str, Tensor], memsys: MemorySystem, state: MachineState | None,
-                 writes: PendingWrites | None):
-        self.env, self.name, self.kernel, self.config = env, name, kernel, config
-        self.memsys, self.state, self.writes = memsys, state, writes
+    def __init__(self, env: simpy.Environment, name: str, decoded: DecodedKernel, config: HardwareConfig,
+                 memsys: MemorySystem, state: MachineState | None, functional: FunctionalState | None):
+        self.env, self.name, self.kernel, self.config = env, name, decoded.kernel, config
+        self.memsys, self.state, self.functional = memsys, state, functional
         self.done = env.event()  # succeeds with the cycle the last instruction completes
         self.flags = Flags()
         self.pipes = {p: _PipeState(p) for p in PIPES}
-        n = len(kernel.instructions)
+        n = len(decoded)
         zeros = bytes(8 * n)
         self.issue, self.start, self.busy_end, self.end = (array("q", zeros) for _ in range(4))
         self.released_by = array("i", [-1]) * n
-        self._decode(tensors)
+        self.kinds, self.occupancy, self.latency = decoded.kinds, decoded.occupancy, decoded.latency
+        self.nbytes, self.flops, self.pipe_of = decoded.nbytes, decoded.flops, decoded.pipe_of
+        flags = [self.flags.get(key) for key in decoded.flag_keys]
+        # Per instruction: a set/wait_flag's Flag, a GM access's Transfer, else None.
+        self.aux: list[Any] = [flags[a] if type(a) is int else a for a in decoded.aux]
+        self.flag_cycles = config.sync.flag_cycles
+        # Per kind, the handler that starts an instruction and the one that resumes it after the
+        # event the first returned (None for kinds that never wait on one).
+        self._start: list[Callable[[_PipeState, int, int], Any]] = [
+            self._compute, self._gm, self._set, self._wait, self._barrier, self._no_executor]
+        self._resume: list[Callable[[_PipeState, int, Any], int] | None] = [
+            None, self._gm_landed, None, self._wait_released, None, None]
         self.issue_done = False
         self._next = 0  # index of the next instruction to issue
         self._clock = 0  # issue cycle of the last issued instruction (the front-end runs ahead)
         self._blocked_on: _PipeState | None = None  # the pipe whose full queue stalls issue
         self._barrier_pending = False  # a barrier ALL waits for every pipe to go idle
-
-    def _decode(self, tensors: Mapping[str, Tensor]) -> None:
-        """Everything the hot loops need per instruction, worked out once per distinct instruction."""
-        by_id: dict[int, int] = {}
-        by_value: dict[Instruction, int] = {}
-        table: list[tuple[Any, ...]] = []  # one row per distinct instruction
-        codes = array("l")  # each instruction's row
-        for instr in self.kernel.instructions:
-            code = by_id.get(id(instr))
-            if code is None:
-                code = by_value.get(instr)
-                if code is None:
-                    code = by_value[instr] = len(table)
-                    table.append(self._decode_one(instr, tensors))
-                by_id[id(instr)] = code
-            codes.append(code)
-        index = np.frombuffer(codes, dtype=np.int_)
-        columns = list(zip(*table, strict=True)) if table else [()] * 7
-
-        def gathered(column: tuple[Any, ...], typecode: str) -> array:
-            return array(typecode, np.asarray(column, dtype=typecode)[index].tobytes())
-
-        self.kinds = gathered(columns[0], "b")
-        self.occupancy, self.latency = gathered(columns[1], "q"), gathered(columns[2], "q")
-        self.nbytes, self.flops = gathered(columns[3], "q"), gathered(columns[4], "q")
-        pipes, aux = columns[5], columns[6]
-        self.pipe_of: list[Pipe] = [pipes[c] for c in codes]
-        self.aux: list[Any] = [aux[c] for c in codes]  # a set/wait_flag's Flag, a GM access's Transfer
-
-    def _decode_one(self, instr: Instruction, tensors: Mapping[str, Tensor]) -> tuple[Any, ...]:
-        kind = _KINDS.get(type(instr), _OP)
-        if kind == _BARRIER and instr.target is None:  # type: ignore[attr-defined]
-            kind = _BARRIER_ALL
-        c = cost(instr, self.config, tensors)
-        aux: Any = None
-        if kind in (_SET, _WAIT):
-            aux = self.flags.get(instr.key)  # type: ignore[attr-defined]
-        elif c.transfer is not None:
-            kind, aux = _GM, c.transfer
-        return (kind, c.occupancy, c.latency, c.bytes, c.flops, instr.pipe, aux)
 
     def start_processes(self) -> None:
         """Start one executor per pipe and issue what can be issued at the current cycle."""
@@ -158,8 +103,7 @@ class CoreRun:
         self._clock = self.env.now
         state_of = [None if p is Pipe.S else self.pipes[p] for p in self.pipe_of]
         fe = self.config.frontend
-        self._frontend_locals = (self.kinds, self.pipes, state_of, fe.issue_cycles, fe.queue_depth,
-                                 self.issue, self.start, self.busy_end, self.end, len(self.kinds))
+        self._frontend_locals = (state_of, fe.issue_cycles, fe.queue_depth, self.issue, len(self.kinds))
         self._advance()
 
     # --- front-end ------------------------------------------------------------------------------
@@ -171,60 +115,65 @@ class CoreRun:
 
     def _advance(self) -> None:
         # One tuple of locals: an executor resumes the front-end at nearly every pop of a full queue.
-        kinds, pipes, state_of, issue_cycles, depth, issue, start, busy_end, end, n = self._frontend_locals
+        state_of, issue_cycles, depth, issue, n = self._frontend_locals
         idx, t = self._next, self._clock
         while idx < n:
             t_issue = t + issue_cycles
             ps = state_of[idx]
-            if ps is not None:
-                queue = ps.queue
-                if len(queue) >= depth:
-                    self._next, self._clock, self._blocked_on = idx, t, ps
+            if ps is None:  # instructions on S run on the front-end itself
+                done = self._scalar(idx, t, t_issue)
+                if done < 0:
                     return
-                issue[idx] = t_issue
-                queue.append((idx, t_issue))
-                if ps.wake is not None:
-                    ps.wake.succeed()
-                    ps.wake = None
-                idx, t = idx + 1, t_issue
+                idx, t = idx + 1, done
                 continue
-            # Instructions on S run on the front-end itself.
-            kind = kinds[idx]
-            issue[idx] = start[idx] = t_issue
-            done = t_issue
-            if kind in (_SET, _WAIT) and t_issue > self.env.now and (kind == _WAIT or self.aux[idx].pending):
-                # A flag is judged in cycle order: a wait may consume it, and a set find it still
-                # pending, only once simulated time has reached the cycle the front-end issues them.
-                self._next, self._clock = idx, t
-                self.env.timeout(t_issue - self.env.now).callbacks.append(self._resume)
+            queue = ps.queue
+            if len(queue) >= depth:
+                self._next, self._clock, self._blocked_on = idx, t, ps
                 return
-            if kind == _SET:
-                earlier = self.aux[idx].set(t_issue + self.config.sync.flag_cycles, idx)
-                if earlier >= 0:
-                    self._double_set(idx, earlier, t_issue)
-            elif kind == _WAIT:
-                got = self.aux[idx].wait(self.env)
-                if isinstance(got, simpy.Event):
-                    self._next, self._clock = idx, t
-                    got.callbacks.append(self._on_frontend_flag)
-                    return
-                self.released_by[idx] = got[1]
-                done = max(t_issue, got[0])
-            elif kind == _BARRIER_ALL:
-                if not self._all_idle():
-                    self._next, self._clock, self._barrier_pending = idx, t, True
-                    return
-                done = max(t_issue, *(ps.done_at for ps in pipes.values()))
-            busy_end[idx] = end[idx] = done
-            idx, t = idx + 1, done
+            issue[idx] = t_issue
+            queue.append((idx, t_issue))
+            if ps.wake is not None:
+                ps.wake.succeed()
+                ps.wake = None
+            idx, t = idx + 1, t_issue
         self._next, self._clock = idx, t
         self.issue_done = True
-        for ps in pipes.values():
+        for ps in self.pipes.values():
             if ps.wake is not None:
                 ps.wake.succeed()
                 ps.wake = None
 
-    def _resume(self, event: simpy.Event) -> None:
+    def _scalar(self, idx: int, t: int, t_issue: int) -> int:
+        """Run instruction `idx` on S at `t_issue`: the cycle it completes, or -1 if issue stops here
+        (to be resumed by a timeout, a flag or the last pipe going idle)."""
+        kind, env = self.kinds[idx], self.env
+        if kind in (_SET, _WAIT) and t_issue > env.now and (kind == _WAIT or self.aux[idx].pending):
+            # A flag is judged in cycle order: a wait may consume it, and a set find it still
+            # pending, only once simulated time has reached the cycle the front-end issues them.
+            self._next, self._clock = idx, t
+            env.timeout(t_issue - env.now).callbacks.append(self._resume_issue)
+            return -1
+        done = t_issue
+        if kind == _SET:
+            self._set_flag(idx, t_issue, t_issue + self.flag_cycles)
+        elif kind == _WAIT:
+            got = self.aux[idx].wait(env)
+            if isinstance(got, simpy.Event):
+                self._next, self._clock = idx, t
+                got.callbacks.append(self._on_frontend_flag)
+                return -1
+            self.released_by[idx] = got[1]
+            done = max(t_issue, got[0])
+        elif kind == _BARRIER_ALL:
+            if not self._all_idle():
+                self._next, self._clock, self._barrier_pending = idx, t, True
+                return -1
+            done = max(t_issue, *(max(ps.done_at, ps.synced_at) for ps in self.pipes.values()))
+        self.issue[idx] = self.start[idx] = t_issue
+        self.busy_end[idx] = self.end[idx] = done
+        return done
+
+    def _resume_issue(self, event: simpy.Event) -> None:
         self._advance()
 
     def _on_frontend_flag(self, event: simpy.Event) -> None:
@@ -246,29 +195,11 @@ class CoreRun:
             self._barrier_pending = False
             self._advance()  # issues the barrier ALL it stopped at, now that every pipe is idle
 
-    # --- flags ------------------------------------------------------------------------------------
-
-    def _double_set(self, idx: int, earlier: int, now: int) -> None:
-        instr, first = self.kernel.instructions[idx], self.kernel.instructions[earlier]
-        src, dst, event = self.kernel.instructions[idx].key  # type: ignore[attr-defined]
-        raise SyncError(
-            f"core {self.name}, kernel {self.kernel.name}: instruction {idx} `{instr}` sets flag "
-            f"({src.value} -> {dst.value}, event {event}) at cycle {now} while the set by instruction "
-            f"{earlier} `{first}` is still unconsumed; hardware forbids a second set before a "
-            f"wait_flag takes the first"
-        )
-
     # --- pipe executors ---------------------------------------------------------------------------
 
     def _executor(self, ps: _PipeState):
-        env, kinds, instrs = self.env, self.kinds, self.kernel.instructions
-        occupancy, latency = self.occupancy, self.latency
-        start, busy_end, end = self.start, self.busy_end, self.end
-        flag_cycles = self.config.sync.flag_cycles
-        state, writes = self.state, self.writes
-        aux, released_by = self.aux, self.released_by
-        memsys, hit_latency = self.memsys, self.config.l2.hit_latency_cycles
-        queue = ps.queue
+        env, kinds, queue, start = self.env, self.kinds, ps.queue, self.start
+        handlers, resumers = self._start, self._resume
         while True:
             if not queue:
                 if self.issue_done:
@@ -294,78 +225,104 @@ class CoreRun:
                 self._advance()
             start[idx] = now
             kind = kinds[idx]
-            if kind == _WAIT:  # flags first: most of a pipelined kernel's instructions are sync
-                flag = aux[idx]
-                visible_at = flag.visible_at
-                if visible_at >= 0:  # Flag.wait inlined: the set is pending, take it
-                    released_by[idx] = flag.setter
-                    flag.visible_at = flag.setter = -1
-                    flag.waits += 1
-                else:  # not set yet: sleep until a set_flag hands it over
-                    ps.blocked = idx
-                    visible_at, released_by[idx] = yield flag.wait(env)
-                    ps.blocked = -1
-                    now = env.now
-                if visible_at > now:
-                    yield env.timeout(visible_at - now)
-                    now = visible_at
-                busy_end[idx] = end[idx] = now
-            elif kind == _SET:
-                done_at = ps.done_at
-                fire = (now if now > done_at else done_at) + flag_cycles
-                busy_end[idx] = now
-                end[idx] = fire
-                flag = aux[idx]
-                if flag.waiter is None and flag.visible_at < 0:  # Flag.set inlined: nobody waits yet
-                    flag.visible_at, flag.setter = fire, idx
-                    flag.sets += 1
-                else:
-                    earlier = flag.set(fire, idx)
-                    if earlier >= 0:
-                        self._double_set(idx, earlier, now)
-            elif kind == _OP:
-                occ = occupancy[idx]
-                done = now + latency[idx]
-                if done > ps.done_at:
-                    ps.done_at = done
-                busy_end[idx] = now + occ
-                end[idx] = done
-                ps.busy += occ
-                if state is not None:
-                    instr = instrs[idx]
-                    writes.flush(now)
-                    if type(instr) is Mmad and instr.accumulate:
-                        product = mmad_product(instr, state.view(instr.a), state.view(instr.b))
-                        writes.push(done, state, instr.dst, product, add=True)
-                    else:
-                        writes.push(done, state, instr.writes[0], result(instr, state))
-                if occ:
-                    yield env.timeout(occ)
-            elif kind == _GM:  # its bytes go through the chip's memory system, shared with every core
-                tr = aux[idx]
-                if state is not None:
-                    instr = instrs[idx]
-                    writes.flush(now)
-                    value = result(instr, state)
-                moved, hit = memsys.start(tr.region, tr.write, tr.moved, tr.cap)
-                if type(moved) is int:  # uncontended: the bytes take a known time
-                    occupied = now + moved + tr.overhead
-                else:
-                    yield moved
-                    occupied = env.now + tr.overhead
-                done = occupied + (hit_latency if hit and not tr.write else tr.latency)
-                if done > ps.done_at:
-                    ps.done_at = done
-                busy_end[idx], end[idx] = occupied, done
-                ps.busy += occupied - now
-                if state is not None:
-                    writes.push(done, state, instr.writes[0], value)
-                if occupied > env.now:
-                    yield env.timeout(occupied - env.now)
-            else:  # barrier on this pipe: later instructions wait for every earlier one to complete
-                if ps.done_at > now:
-                    yield env.timeout(ps.done_at - now)
-                busy_end[idx] = end[idx] = env.now
+            free = handlers[kind](ps, idx, now)
+            if type(free) is not int:  # it waits on an event first
+                free = resumers[kind](ps, idx, (yield free))  # type: ignore[misc]
+            if free > env.now:
+                yield env.timeout(free - env.now)
+
+    # --- handlers: each records its instruction's cycles and returns when the pipe is free -------
+
+    def _compute(self, ps: _PipeState, idx: int, now: int) -> int:
+        occupancy = self.occupancy[idx]
+        done = now + self.latency[idx]
+        if done > ps.done_at:
+            ps.done_at = done
+        free = self.busy_end[idx] = now + occupancy
+        self.end[idx] = done
+        ps.busy += occupancy
+        if self.state is not None:
+            self._compute_numbers(idx, now, done)
+        return free
+
+    def _compute_numbers(self, idx: int, now: int, done: int) -> None:
+        instr, functional = self.kernel.instructions[idx], self.functional
+        functional.land(instr, self.state, functional.start(instr, self.state, now), done)  # type: ignore[union-attr]
+
+    def _gm(self, ps: _PipeState, idx: int, now: int) -> int | simpy.Event:
+        if self.state is not None:
+            instr = self.kernel.instructions[idx]
+            ps.value = self.functional.start(instr, self.state, now)  # type: ignore[union-attr]
+        timing = self.memsys.start(self.aux[idx])
+        if timing.pending is not None:  # other cores' traffic decides when its bytes have moved
+            return timing.pending
+        return self._gm_timed(ps, idx, now, timing)
+
+    def _gm_landed(self, ps: _PipeState, idx: int, flow: Any) -> int:
+        return self._gm_timed(ps, idx, self.start[idx], flow.timing)
+
+    def _gm_timed(self, ps: _PipeState, idx: int, now: int, timing: GmTiming) -> int:
+        occupied, done = timing.occupied, timing.done
+        if done > ps.done_at:
+            ps.done_at = done
+        self.busy_end[idx], self.end[idx] = occupied, done
+        ps.busy += occupied - now
+        if self.state is not None:
+            self.functional.land(self.kernel.instructions[idx], self.state, ps.value, done)  # type: ignore[union-attr]
+        return occupied
+
+    def _set(self, ps: _PipeState, idx: int, now: int) -> int:
+        done_at = ps.done_at
+        fire = (now if now > done_at else done_at) + self.flag_cycles
+        if fire > ps.synced_at:
+            ps.synced_at = fire
+        self._set_flag(idx, now, fire)
+        return now
+
+    def _set_flag(self, idx: int, now: int, fire: int) -> None:
+        self.busy_end[idx], self.end[idx] = now, fire
+        earlier = self.aux[idx].set(fire, idx)
+        if earlier >= 0:
+            self._double_set(idx, earlier, now)
+
+    def _wait(self, ps: _PipeState, idx: int, now: int) -> int | simpy.Event:
+        got = self.aux[idx].wait(self.env)
+        if type(got) is not tuple:  # not set yet: sleep until a set_flag hands it over
+            ps.blocked = idx
+            return got
+        return self._waited(ps, idx, now, got)
+
+    def _wait_released(self, ps: _PipeState, idx: int, got: tuple[int, int]) -> int:
+        ps.blocked = -1
+        return self._waited(ps, idx, self.env.now, got)
+
+    def _waited(self, ps: _PipeState, idx: int, now: int, got: tuple[int, int]) -> int:
+        visible_at, self.released_by[idx] = got
+        done = visible_at if visible_at > now else now
+        self.busy_end[idx] = self.end[idx] = done
+        if done > ps.done_at:  # a barrier ALL after it waits for it too
+            ps.done_at = done
+        return done
+
+    def _barrier(self, ps: _PipeState, idx: int, now: int) -> int:
+        done = ps.done_at if ps.done_at > now else now
+        self.busy_end[idx] = self.end[idx] = done
+        return done
+
+    def _no_executor(self, ps: _PipeState, idx: int, now: int) -> int:
+        raise AssertionError(f"instruction {idx} runs on the front-end, not on pipe {ps.pipe.value}")
+
+    # --- flags ------------------------------------------------------------------------------------
+
+    def _double_set(self, idx: int, earlier: int, now: int) -> None:
+        instr, first = self.kernel.instructions[idx], self.kernel.instructions[earlier]
+        src, dst, event = self.kernel.instructions[idx].key  # type: ignore[attr-defined]
+        raise SyncError(
+            f"core {self.name}, kernel {self.kernel.name}: instruction {idx} `{instr}` sets flag "
+            f"({src.value} -> {dst.value}, event {event}) at cycle {now} while the set by instruction "
+            f"{earlier} `{first}` is still unconsumed; hardware forbids a second set before a "
+            f"wait_flag takes the first"
+        )
 
     def _finish(self) -> None:
         """Every pipe has drained: the kernel is done when its last result lands."""

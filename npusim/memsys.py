@@ -1,18 +1,17 @@
-"""The chip's memory system: every GM access shares HBM with all the others and may hit in L2.
+"""The chip's memory system: all GM timing. Every GM access shares HBM with the others and may hit in L2.
 
-GM is one byte address space: each tensor starts at a base address aligned to an L2 line, in
-declaration order. A transfer moves bytes between a core and GM at most at its own path rate
-(`cap`, bytes per cycle); at any moment each active transfer (a `Flow`) gets a max-min fair rate
-given two shared resources, HBM and L2 (bandwidth_gbps / clock_ghz bytes per cycle each). A read
-with hit fraction h puts h of its rate on L2 and 1 - h on HBM; a write puts all of it on HBM.
+The cost model says what a transfer moves and on which DMA path (`npusim.costs.Transfer`); this
+module says when: `MemorySystem.start` gives the cycle the DMA engine is free again and the cycle
+the data has landed (`GmTiming`), and nothing else in the simulator times GM.
 
-L2 approximates LRU by touch distance: a global counter advances by one for every line a transfer
-touches, and each line remembers the counter value when it was last touched. A line is resident
-while fewer than capacity_bytes / line_bytes lines were touched after it. That is exact LRU when no
-line is touched twice in between; re-touches count again, so the model errs towards misses. Reads
-and writes both allocate their lines, so data written by one task and soon read by another comes
-from L2 (write-through: the write itself still costs HBM bandwidth). Residency is decided when a
-transfer starts, for all its lines at once.
+- Bytes: a transfer moves its bytes at most at its path's rate (`cap`, bytes per cycle); at any
+  moment each active transfer (a `Flow`) gets a max-min fair rate given two shared resources, HBM
+  and L2 (bandwidth_gbps / clock_ghz bytes per cycle each). A read with hit fraction h (`npusim.l2`)
+  puts h of its rate on L2 and 1 - h on HBM; a write puts all of it on HBM (write-through).
+- Then the path's per-row cost for a region whose rows are not contiguous in GM: the engine is
+  busy until `occupied` = last byte + ceil(rows x row_cycles).
+- Then the latency: the path's latency_cycles, or l2.hit_latency_cycles for a read whose every line
+  was resident: the data has landed at `done` = occupied + latency.
 
 Rates change only when a flow starts or ends: one pending SimPy timeout marks the earliest
 completion. A flow's last byte arrives at the ceiling of its exact float time (less 1e-9, as in
@@ -27,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import NamedTuple
 
 import numpy as np
 import simpy
@@ -34,21 +34,35 @@ import simpy
 from isa.program import Tensor
 from isa.regions import GmRegion
 from npusim.config import HardwareConfig
+from npusim.costs import GmPath, Transfer, cycles, path_rate
+from npusim.l2 import L2Lines
 
 _EPS_CYCLES = 1e-9  # as npusim.costs: an exact quotient must not round up to the next cycle
 _DONE_CYCLES = 1e-6  # a flow with less time than this left is done: float residue of rate x time
-_NEVER = -(1 << 62)  # the stamp of a line never touched: never resident
 _SATURATED = 1e-12  # relative slack below which a resource or a cap counts as full
 
 
+class GmTiming(NamedTuple):
+    """When a GM transfer that starts now frees its DMA engine and when its data has landed.
+
+    With `pending` None, both cycles are known at the start (no other flow can slow this one).
+    Otherwise they depend on traffic still to come: `pending` succeeds with the Flow when the last
+    byte has moved, and `flow.timing` then holds the known GmTiming.
+    """
+
+    pending: simpy.Event | None
+    occupied: int
+    done: int
+
+
 class Flow:
-    """One GM transfer: its completion event, whether it hit in L2, when it started and ended.
+    """One GM transfer: its completion event, whether it hit in L2, and when it ended.
 
     While it is in flight, its rate and the bytes it has left live in the MemorySystem's arrays.
     """
 
-    __slots__ = ("region", "write", "nbytes", "cap", "hit", "hit_fraction", "done", "start", "end",
-                 "hbm_share")
+    __slots__ = ("region", "write", "nbytes", "cap", "hit", "hit_fraction", "done", "end", "hbm_share",
+                 "after", "timing")
 
     def __init__(self, env: simpy.Environment, region: GmRegion, write: bool, nbytes: float, cap: float,
                  hit_fraction: float) -> None:
@@ -57,8 +71,9 @@ class Flow:
         self.hit_fraction = hit_fraction  # resident lines / lines of the region
         self.hbm_share = 1.0 if write else 1.0 - hit_fraction  # of its rate; the rest is served by L2
         self.done: simpy.Event = env.event()  # succeeds, with the flow, when the last byte arrives
-        self.start: float = env.now
         self.end: float | None = None
+        self.after: tuple[int, int] = (0, 0)  # cycles of per-row cost, then of latency, after the bytes
+        self.timing: GmTiming | None = None  # once ended: when the DMA engine is free, the data landed
 
 
 class MemorySystem:
@@ -74,30 +89,9 @@ class MemorySystem:
         self.env, self.config = env, config
         self.hbm_bytes_per_cycle = config.hbm.bandwidth_gbps / config.clock_ghz
         self.l2_bytes_per_cycle = config.l2.bandwidth_gbps / config.clock_ghz
-        line = config.l2.line_bytes
-        self._line = line
-        self._capacity_lines = config.l2.capacity_bytes / line
-        self._layout: dict[str, tuple[int, Tensor]] = {}
-        address = 0
-        for t in tensors:
-            self._layout[t.name] = (address, t)
-            address += -(-t.nbytes // line) * line  # the next tensor starts on a fresh line
-        self.gm_bytes = address
-        self._last_touch = np.full(address // line, _NEVER, dtype=np.int64)
-        self._ramp = np.arange(1024, dtype=np.int64)  # 0, 1, 2, ...: a line's position in a transfer
-        self._counter = 0
-        # Regions recur (loops): each distinct one gets a code, and per code its lines, the counter
-        # at its last touch, and whether that touch's stamps are still to be written.
-        self._codes: dict[GmRegion, int] = {}
-        self._by_id: dict[int, tuple[GmRegion, int]] = {}
-        self._lines: list[np.ndarray] = []
-        self._base: list[int] = []
-        self._dirty: list[bool] = []
-        # Regions that share a line form a group (union-find, `_parent`); `_group` holds, per line,
-        # a region that covers it; `_pending`, per group root, the regions with unwritten stamps.
-        self._parent: list[int] = []
-        self._group = np.full(len(self._last_touch), -1, dtype=np.int64)
-        self._pending: dict[int, list[int]] = {}
+        self.l2 = L2Lines(config, tensors)
+        self._paths = {path: path_rate(path, config) for path in GmPath}
+        self._hit_latency = config.l2.hit_latency_cycles
         self._flows: list[Flow] = []  # active, in start order: ties and iteration are deterministic
         # The active flows' state as arrays, in the order of `_flows`: many flows share HBM at once,
         # and each start or end updates all of them.
@@ -112,146 +106,6 @@ class MemorySystem:
         self.timeline: list[tuple[float, float]] = [(env.now, 0.0)]  # (cycle, HBM bytes per cycle)
         self.uncontended = peak_demand <= min(self.hbm_bytes_per_cycle, self.l2_bytes_per_cycle)
         self._changes: list[tuple[float, float]] = []  # uncontended: (cycle, HBM rate change)
-
-    # --- addresses and L2 lines -----------------------------------------------------------------
-
-    def base(self, tensor: str) -> int:
-        """The GM byte address where `tensor` starts."""
-        return self._entry(tensor)[0]
-
-    def lines_of(self, region: GmRegion) -> np.ndarray:
-        """The L2 line numbers a region covers, ascending, each once: only its rows' own bytes."""
-        return self._lines[self._code(region)]
-
-    def _code(self, region: GmRegion) -> int:
-        """The region's index in the per-region lists; the first sight of a region sets it up."""
-        known = self._by_id.get(id(region))
-        if known is not None and known[0] is region:  # kernels share region objects: no hashing
-            return known[1]
-        code = self._codes.get(region)
-        if code is None:
-            lines = self._compute_lines(region)
-            code = self._codes[region] = len(self._lines)
-            self._lines.append(lines)
-            self._base.append(_NEVER)
-            self._dirty.append(False)
-            self._parent.append(code)
-            # Join every group that shares a line with this region: this region becomes their root.
-            owners = self._group[lines]
-            for other in (np.unique(owners[owners >= 0]).tolist() if owners.max() >= 0 else ()):
-                root = self._find(other)
-                if root != code:
-                    self._parent[root] = code
-                    self._pending.setdefault(code, []).extend(self._pending.pop(root, ()))
-            self._group[lines] = code
-        self._by_id[id(region)] = (region, code)  # the entry keeps `region` alive: its id stays its own
-        return code
-
-    def _find(self, code: int) -> int:
-        """The root of the group of regions that share lines with `code`'s, transitively."""
-        parent = self._parent
-        root = code
-        while parent[root] != root:
-            root = parent[root]
-        while parent[code] != root:  # path compression
-            parent[code], code = root, parent[code]
-        return root
-
-    def _compute_lines(self, region: GmRegion) -> np.ndarray:
-        base, tensor = self._entry(region.tensor)
-        rows_total, cols_total = tensor.matrix_shape
-        if region.last_row >= rows_total or region.col + region.cols > cols_total:
-            raise ValueError(f"region rows {region.row}..{region.last_row} step {region.row_step}, columns "
-                             f"{region.col}..{region.col + region.cols - 1} fall outside {region.tensor}'s "
-                             f"matrix [{rows_total}, {cols_total}]")
-        size, line = tensor.dtype.itemsize, self._line
-        start = base + (region.row * cols_total + region.col) * size  # of the first row
-        stride = region.row_step * cols_total * size  # bytes from one row to the next
-        width = (start % line + region.cols * size + line - 1) // line  # lines the first row covers
-        if region.row_step == 1 and (region.cols == cols_total or region.rows == 1):  # one contiguous span
-            lines = np.arange(start // line, (start + region.nbytes - 1) // line + 1, dtype=np.int64)
-        elif stride % line == 0 and stride // line >= width:
-            # Every row covers the first row's lines shifted by a whole number of lines, and no two
-            # rows share one: the common 2-D tile of a line-aligned matrix.
-            first, step = start // line, stride // line
-            lines = np.arange(first, first + region.rows * step, step, dtype=np.int64)
-            if width > 1:
-                lines = (lines[:, None] + np.arange(width, dtype=np.int64)).ravel()
-        else:
-            rows = region.row + np.arange(region.rows, dtype=np.int64) * region.row_step
-            starts = base + (rows * cols_total + region.col) * size
-            first = starts // line
-            count = (starts + region.cols * size - 1) // line - first + 1
-            widest = int(count.max())
-            if widest == int(count.min()):  # every row spans as many lines: a 2-D broadcast
-                lines = (first[:, None] + np.arange(widest, dtype=np.int64)).ravel()
-            else:  # concatenate the ranges first[i] .. first[i] + count[i] - 1 without a Python loop
-                offsets = np.arange(count.sum(), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-                lines = np.repeat(first, count) + offsets
-            # Rows go up in address, so the list is sorted; neighbours may share a line.
-            lines = lines[np.concatenate(([True], lines[1:] != lines[:-1]))]
-        lines.flags.writeable = False
-        return lines
-
-    def _entry(self, tensor: str) -> tuple[int, Tensor]:
-        entry = self._layout.get(tensor)
-        if entry is None:
-            raise KeyError(f"no GM tensor {tensor!r}; declared: {', '.join(self._layout) or 'none'}")
-        return entry
-
-    def _touch(self, region: GmRegion) -> float:
-        """Touch the region's lines (in order) and return the fraction that was resident just before.
-
-        Line i of this transfer gets stamp counter + i. It was resident if fewer than capacity lines
-        were touched since its last stamp (earlier lines of this transfer count too, so a region
-        larger than L2 evicts its own first lines, as a sequential scan does under LRU).
-
-        Stamps are written lazily. Each region remembers the counter at its last touch (`_base`),
-        which bounds every one of its lines' stamps from below; when that alone proves every line
-        resident, no line is looked at. Otherwise the region's group (the regions that share lines
-        with it, transitively) writes its deferred stamps, oldest touch first, and the lines are
-        checked one by one. Deferred stamps are newer than every written stamp of their group, so
-        the result is the same as stamping every line at every touch.
-        """
-        code = self._code(region)
-        lines = self._lines[code]
-        n, counter = len(lines), self._counter
-        if counter - self._base[code] - 1 < self._capacity_lines:
-            resident = n  # its own last touch stamped every line at least that recently
-        else:
-            self._write_stamps(self._find(code))
-            # stamp - last - 1 < capacity  <=>  last - i > counter - 1 - capacity; never-touched
-            # lines hold a stamp far below any threshold.
-            threshold = counter - 1 - self._capacity_lines
-            resident = int(np.count_nonzero(self._last_touch[lines] - self._ramp_of(n) > threshold))
-        self._base[code] = counter
-        self._counter = counter + n
-        if not self._dirty[code]:
-            self._dirty[code] = True
-            root = self._find(code)
-            pending = self._pending.get(root)
-            if pending is None:
-                self._pending[root] = [code]
-            else:
-                pending.append(code)
-        return resident / n
-
-    def _ramp_of(self, n: int) -> np.ndarray:
-        if n > len(self._ramp):
-            self._ramp = np.arange(2 * n, dtype=np.int64)
-        return self._ramp[:n]
-
-    def _write_stamps(self, root: int) -> None:
-        """Write the deferred stamps of the group under `root`, oldest touch first (newest wins)."""
-        pending = self._pending.pop(root, None)
-        if not pending:
-            return
-        base, lines, dirty = self._base, self._lines, self._dirty
-        pending.sort(key=base.__getitem__)
-        for code in pending:
-            ls = lines[code]
-            self._last_touch[ls] = self._ramp_of(len(ls)) + base[code]
-            dirty[code] = False
 
     # --- transfers ------------------------------------------------------------------------------
 
@@ -279,22 +133,28 @@ class MemorySystem:
         self._update()
         return flow
 
-    def start(self, region: GmRegion, write: bool, nbytes: int, cap: float) -> tuple[simpy.Event | int, bool]:
-        """`transfer` for the timing engine's hot path: (when the bytes are moved, whether L2 hit).
+    def start(self, transfer: Transfer) -> GmTiming:
+        """Start a DMA transfer now: when its engine is free again and its data has landed.
 
-        The first is an event to wait on, or, when no flow can slow another (`uncontended`), the
-        number of cycles the bytes take from now: no Flow and no event are made, so the caller can
-        wait for them and what follows with one timeout.
+        The timing engine's hot path. When no flow can slow another (`uncontended`), the cycles are
+        known at once and no Flow and no event are made.
         """
+        cap, row_cycles, latency = self._paths[transfer.path]
+        overhead = cycles(transfer.rows * row_cycles) if transfer.rows else 0
+        write = transfer.path.write
         if not self.uncontended:
-            flow = self.transfer(region, write, nbytes, cap)
-            return flow.done, flow.hit
-        fraction = self._account(region, write, nbytes)
-        return self._at_cap(nbytes, cap, 1.0 if write else 1.0 - fraction), fraction == 1.0
+            flow = self.transfer(transfer.region, write, transfer.moved, cap)
+            flow.after = (overhead, latency if write or not flow.hit else self._hit_latency)
+            return GmTiming(flow.done, -1, -1)
+        fraction = self._account(transfer.region, write, transfer.moved)
+        moved = self._at_cap(transfer.moved, cap, 1.0 if write else 1.0 - fraction)
+        occupied = self.env.now + moved + overhead
+        hit = fraction == 1.0 and not write
+        return GmTiming(None, occupied, occupied + (self._hit_latency if hit else latency))
 
     def _account(self, region: GmRegion, write: bool, nbytes: float) -> float:
         """Touch the region's lines and count its bytes; returns the fraction that hit in L2."""
-        fraction = self._touch(region)
+        fraction = self.l2.touch(region)
         self.transfers += 1
         if fraction == 1.0:
             self.hits += 1
@@ -331,6 +191,8 @@ class MemorySystem:
             for i in np.flatnonzero(finished).tolist():  # in start order
                 flow = self._flows[i]
                 flow.end = now
+                occupied = now + flow.after[0]
+                flow.timing = GmTiming(None, occupied, occupied + flow.after[1])
                 flow.done.succeed(flow)
             self.last_done = now
             keep = ~finished
@@ -467,3 +329,4 @@ def fair_rates(caps: Sequence[float], hbm_shares: Sequence[float], hbm: float, l
                 frozen |= use[k] > 0
         free &= ~frozen
     return rate.tolist()
+

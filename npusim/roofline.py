@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from isa.instructions import Mmad
 from isa.types import Pipe
+from npusim.costs import cube_k0
 from npusim.results import Result
 
 # Below this share of the run for the busiest resource, no resource is the limit: the time goes to
@@ -77,7 +78,7 @@ class Bounds:
 
 def _mmad_peak_cycles(instr: Mmad, result: Result) -> float:
     cube = result.config.cube
-    k0 = cube.k0_bytes // instr.a.dtype.itemsize
+    k0 = cube_k0(result.config, instr.a.dtype)
     m, k = instr.a.shape
     return m * k * instr.b.shape[1] / (cube.m0 * cube.n0 * k0)
 

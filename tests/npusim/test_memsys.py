@@ -167,17 +167,17 @@ def test_other_traffic_evicts_a_region(b_lines, hit):
 def test_strided_regions_count_only_their_own_lines():
     pad, x = Tensor("pad", DType.FP16, (3,)), Tensor("x", FP32, (8, 256))  # x: two lines per row
     ms = MemorySystem(simpy.Environment(), config(), [pad, x])
-    assert (ms.base("pad"), ms.base("x")) == (0, LINE)  # aligned to a line
+    assert (ms.l2.base("pad"), ms.l2.base("x")) == (0, LINE)  # aligned to a line
     even_left = GmRegion("x", 0, 0, 4, 128, FP32, row_step=2)
     even_right = GmRegion("x", 0, 128, 4, 128, FP32, row_step=2)
     odd_left = GmRegion("x", 1, 0, 4, 128, FP32, row_step=2)
     straddling = GmRegion("x", 0, 64, 4, 128, FP32, row_step=2)  # bytes 256..767 of each row
-    np.testing.assert_array_equal(ms.lines_of(even_left), [1, 5, 9, 13])
-    np.testing.assert_array_equal(ms.lines_of(even_right), [2, 6, 10, 14])
-    np.testing.assert_array_equal(ms.lines_of(odd_left), [3, 7, 11, 15])
-    np.testing.assert_array_equal(ms.lines_of(straddling), [1, 2, 5, 6, 9, 10, 13, 14])
-    np.testing.assert_array_equal(ms.lines_of(GmRegion("x", 2, 0, 3, 256, FP32)), [5, 6, 7, 8, 9, 10])
-    np.testing.assert_array_equal(ms.lines_of(GmRegion("x", 0, 0, 3, 128, FP32)), [1, 3, 5])  # partial rows
+    np.testing.assert_array_equal(ms.l2.lines_of(even_left), [1, 5, 9, 13])
+    np.testing.assert_array_equal(ms.l2.lines_of(even_right), [2, 6, 10, 14])
+    np.testing.assert_array_equal(ms.l2.lines_of(odd_left), [3, 7, 11, 15])
+    np.testing.assert_array_equal(ms.l2.lines_of(straddling), [1, 2, 5, 6, 9, 10, 13, 14])
+    np.testing.assert_array_equal(ms.l2.lines_of(GmRegion("x", 2, 0, 3, 256, FP32)), [5, 6, 7, 8, 9, 10])
+    np.testing.assert_array_equal(ms.l2.lines_of(GmRegion("x", 0, 0, 3, 128, FP32)), [1, 3, 5])  # part rows
     _, flows = run(ms, [("a", 0, even_left, False, 2048, 64.0), ("b", 100, even_right, False, 2048, 64.0),
                         ("c", 200, odd_left, False, 2048, 64.0), ("d", 300, even_left, False, 2048, 64.0),
                         ("e", 400, straddling, False, 2048, 64.0)])
@@ -188,7 +188,7 @@ def test_rows_sharing_a_line_count_it_once():
     x = Tensor("x", FP32, (8, 64))  # two rows per line
     ms = MemorySystem(simpy.Environment(), config(l2_lines=2), [x])
     half_rows = GmRegion("x", 0, 0, 4, 32, FP32)
-    np.testing.assert_array_equal(ms.lines_of(half_rows), [0, 1])
+    np.testing.assert_array_equal(ms.l2.lines_of(half_rows), [0, 1])
     _, flows = run(ms, [("a", 0, half_rows, False, 1024, 64.0), ("b", 100, half_rows, False, 1024, 64.0)])
     assert flows["b"].hit  # two lines touched, not four: they fit in an L2 of two lines
 
@@ -230,7 +230,7 @@ def test_bad_requests_fail_with_the_valid_values():
 def naive_lines(ms: MemorySystem, region: GmRegion, t: Tensor) -> list[int]:
     """Every line any byte of the region's rows falls in, one byte at a time."""
     cols_total = t.matrix_shape[1]
-    size, base = t.dtype.itemsize, ms.base(t.name)
+    size, base = t.dtype.itemsize, ms.l2.base(t.name)
     found = set()
     for r in range(region.rows):
         row = region.row + r * region.row_step
@@ -265,10 +265,10 @@ def test_l2_residency_equals_stamping_every_line_at_every_touch(data):
     for i in order:
         region = pool[i]
         lines = naive_lines(ms, region, x)
-        np.testing.assert_array_equal(ms.lines_of(region), lines)
+        np.testing.assert_array_equal(ms.l2.lines_of(region), lines)
         resident = sum(counter + k - stamps[line] - 1 < capacity
                        for k, line in enumerate(lines) if line in stamps)
         for k, line in enumerate(lines):
             stamps[line] = counter + k
         counter += len(lines)
-        assert ms._touch(region) == resident / len(lines)
+        assert ms.l2.touch(region) == resident / len(lines)
