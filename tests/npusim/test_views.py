@@ -2,6 +2,7 @@
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from npusim import load_preset, outputs, plots, simulate, timeline
 from npusim.roofline import bounds
 from programs import matmul, tile_matmul
 from programs import paged_attention as pa
+from tests import tile_matmul_by_hand as hand
 
 CFG = load_preset("910b2")
 
@@ -38,8 +40,8 @@ def test_one_task_timeline_draws_lanes_to_scale_and_lists_every_instruction(tile
     trace = tile.traces[0]
     # The two loads hold MTE2 from the first one's start to the second one's busy end (its data
     # lands later, after the DMA latency): '#' exactly there, to the column.
-    col = tile.cycles / 100
-    first, last = int(trace.start[0]), int(trace.busy_end[1])
+    col = hand.CYCLES / 100
+    first, last = hand.FIRST, hand.FIRST + hand.LOAD_Q + hand.LOAD_K
     mte2 = lane["MTE2"]
     assert mte2.index("+") == math.floor(first / col) and mte2.index("#") == math.floor(first / col) + 1
     assert mte2.rstrip(".").rindex("#") in (math.floor(last / col) - 1, math.floor(last / col))
@@ -94,9 +96,9 @@ def test_colour_is_optional_and_says_nothing_the_characters_do_not(tile, monkeyp
 def test_bounds_of_the_tile_matmul_in_closed_form(tile):
     b = bounds(tile)
     assert b.compute_cycles == 16 * 128 * 128 / (16 * 16 * 16)  # one core, one fractal per cycle
-    hbm = CFG.hbm.bandwidth_gbps / CFG.clock_ghz
-    assert b.memory_cycles == pytest.approx(tile.memory.hbm_bytes / hbm)
-    assert b.hbm_bytes == (16 * 128 + 128 * 128) * 2 + 16 * 128 * 4
+    hbm_bytes = (16 * 128 + 128 * 128) * 2 + 16 * 128 * 4  # q and k read (first touch), out written
+    assert b.memory_cycles == pytest.approx(hbm_bytes / (1600 / 1.8))  # hbm.bandwidth_gbps / clock_ghz
+    assert b.hbm_bytes == hbm_bytes
     assert b.flops == 2 * 16 * 128 * 128
     name, share = b.limiter
     assert share < 0.5 and b.explain().startswith("latency-bound")
@@ -160,11 +162,11 @@ def test_record_holds_the_run_and_the_check(tile, tmp_path):
     check = outputs.numerics_check(refs, tile.tensors, 1e-5, 1e-5)
     rec = outputs.record(tile, "tile-matmul", {"seed": 0}, {"hbm.bandwidth_gbps": 800.0}, check)
     rec = json.loads(json.dumps(rec))  # JSON-ready
-    assert rec["cycles"] == tile.cycles and rec["microseconds"] == pytest.approx(tile.seconds * 1e6)
-    assert rec["busy_cycles"] == {p.value: c for p, c in tile.busy.items() if c}
+    assert rec["cycles"] == hand.CYCLES and rec["microseconds"] == pytest.approx(hand.CYCLES / 1.8e3)
+    assert rec["busy_cycles"] == hand.BUSY
     assert rec["overrides"] == {"hbm.bandwidth_gbps": 800.0} and rec["preset"] == "910b2"
     assert rec["numerics"]["match"] and rec["numerics"]["comparisons"][0]["max_abs_error"] < 1e-5
-    assert rec["bounds"]["compute_percent"] == pytest.approx(100 * 64 / tile.cycles)
+    assert rec["bounds"]["compute_percent"] == pytest.approx(100 * hand.CUBE_CYCLES / hand.CYCLES)
 
 
 def test_dump_writes_every_tensor_and_the_summary(tile, tmp_path):
@@ -192,11 +194,24 @@ def test_progress_reports_climb_to_the_total_and_change_nothing(monkeypatch):
     np.testing.assert_array_equal(with_progress.traces[0].end, plain.traces[0].end)
 
 
-def test_progress_bar_stays_off_when_disabled_or_quick():
-    bar = outputs.Progress(enabled=False, label="x")
-    bar(5, 10)
+def test_progress_bar_appears_only_once_the_run_has_taken_its_delay(monkeypatch):
+    # A clock the test moves, instead of the wall clock: the bar's decision is a function of it.
+    now = [1000.0]
+    monkeypatch.setattr(outputs, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    delay = outputs.PROGRESS_AFTER_SECONDS
+    off, bar = outputs.Progress(enabled=False, label="x"), outputs.Progress(enabled=True, label="x")
+    for done in (1, 2):
+        bar(done, 10)  # no time has passed
+        now[0] += delay / 4
+        bar(done, 10)
+    assert bar.bar is None  # 1/4 and 2/4 of the delay in
+    now[0] = 1000.0 + delay  # reports from here on show
+    off(3, 10)
+    assert off.bar is None  # a disabled bar never shows
+    bar(3, 10)
+    assert bar.bar is not None and (bar.bar.n, bar.bar.total) == (3, 10)
+    bar(7, 10)
+    assert bar.bar.n == 7  # later reports move it to the count they give
+    bar.close()
     assert bar.bar is None
-    quick = outputs.Progress(enabled=True, label="x")
-    quick(5, 10)  # well under two seconds in
-    assert quick.bar is None
 
