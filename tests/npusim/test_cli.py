@@ -5,15 +5,26 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from npusim.cli import main
 from programs import tile_matmul
+from tests import tile_matmul_by_hand as hand
+
+
+def exact_product(values):
+    """q @ k in float64 by torch: exact up to float64 rounding, the oracle for the fp32 output."""
+    q, k = (torch.from_numpy(values[name].astype(np.float64)) for name in ("q", "k"))
+    return (q @ k).numpy()
 
 
 def test_run_example_prints_a_match(capsys):
     assert main(["run", "tile-matmul"]) == 0
     out = capsys.readouterr().out
     assert "static checks passed (1 task(s), 12 instructions)" in out
+    assert f"timing: {hand.CYCLES} cycles = {hand.CYCLES / 1.8e3:.3f} us at 1.8 GHz" in out
+    busy = dict(words[:2] for words in map(str.split, out.splitlines()) if words and words[0] in hand.BUSY)
+    assert busy == {pipe: str(cycles) for pipe, cycles in hand.BUSY.items()}  # the busy-cycles table
     assert "out fp32[16, 128]" in out and ": match" in out
 
 
@@ -24,10 +35,11 @@ def test_asm_runs_a_file_with_given_inputs(tmp_path, capsys):
     args = ["asm", str(tile_matmul.ASM_PATH), "--input", f"q={tmp_path / 'q.npy'}",
             "--input", f"k={tmp_path / 'k.npy'}"]
     assert main(args) == 0
-    expected = tile_matmul.reference(values)["out"].reshape(-1)[0]
     out = capsys.readouterr().out
     assert "inputs all given" in out
-    assert f"{expected:.4f}"[:5] in out
+    shown = re.search(r"out fp32\[16, 128\]: first values \[([^]]*)\]", out).group(1).split(",")
+    expected = exact_product(values).reshape(-1)[: len(shown)]
+    np.testing.assert_allclose([float(v) for v in shown], expected, rtol=0, atol=1e-4)  # 4 decimals shown
 
 
 @pytest.mark.parametrize(
@@ -187,13 +199,12 @@ def test_dump_writes_tensors_and_summary(tmp_path, capsys):
     assert f"dump: 3 tensors and summary.json in {tmp_path / 'd'}" in capsys.readouterr().out
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
     out = np.load(tmp_path / "d" / "out.npy")
-    expected = tile_matmul.reference(tile_matmul.inputs(0))["out"]
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, exact_product(tile_matmul.inputs(0)), rtol=1e-5, atol=1e-5)
     assert summary["tensors"]["out"]["shape"] == [16, 128] and summary["numerics"]["match"]
     # a dump is valid input again: bf16 tensors come back exactly
     assert main(["asm", str(tile_matmul.ASM_PATH), "--input", f"q={tmp_path / 'd' / 'q.npy'}",
                  "--input", f"k={tmp_path / 'd' / 'k.npy'}", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["cycles"] == summary["cycles"]
+    assert json.loads(capsys.readouterr().out)["cycles"] == summary["cycles"] == hand.CYCLES
 
 
 def test_timeline_of_one_task_of_many(capsys):
