@@ -11,7 +11,8 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -234,9 +235,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _file(option: str, path: Path | str, doing: str) -> Iterator[None]:
+    """Around reading or writing the file a user named: its OSError is their path, not a bug."""
+    try:
+        yield
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot {doing} it: {err.strerror or err}") from None
+
+
+def _preset(name: str) -> HardwareConfig:
+    with _file("--preset", name, "read"):
+        return load_preset(name)
+
+
 def _config(args: argparse.Namespace) -> tuple[HardwareConfig, dict[str, Any]]:
     """The preset with the --set overrides applied, and the overrides (typed, for the JSON record)."""
-    config = load_preset(args.preset)
+    config = _preset(args.preset)
     overrides = dict(parse_override(o, config) for o in args.overrides)
     return (config.replace(overrides) if overrides else config), overrides
 
@@ -347,13 +362,17 @@ def _write_outputs(result: Result, args: argparse.Namespace, out: _Out, record: 
         out(timeline.render(result, width=width, color=timeline.use_color(args.color, out.stream),
                             core=args.core, task=args.task))
     if args.trace is not None:
-        count = trace.write(args.trace, [(None, result)], args.trace_sync)
+        with _file("--trace", args.trace, "write"):
+            count = trace.write(args.trace, [(None, result)], args.trace_sync)
         out(f"trace: {count} events in {args.trace} (open it in ui.perfetto.dev)")
     if args.plot is not None:
-        plots.save(plots.run_figure(result, core=args.core), args.plot)
+        figure = plots.run_figure(result, core=args.core)
+        with _file("--plot", args.plot, "write"):
+            plots.save(figure, args.plot)
         out(f"plot: {args.plot}")
     if args.dump is not None:
-        files = outputs.dump(args.dump, result, record)
+        with _file("--dump", args.dump, "write"):
+            files = outputs.dump(args.dump, result, record)
         out(f"dump: {len(files) - 1} tensors and summary.json in {args.dump}")
     if args.json:
         print(json.dumps(record, indent=1))
@@ -403,10 +422,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out(title)
     out(compare_table(rows))
     if args.trace is not None:
-        count = trace.write(args.trace, [(variant, result) for variant, result, _ in rows], args.trace_sync)
+        with _file("--trace", args.trace, "write"):
+            count = trace.write(args.trace, [(variant, result) for variant, result, _ in rows],
+                                args.trace_sync)
         out(f"trace: {count} events in {args.trace}, one block of processes per variant (ui.perfetto.dev)")
     if args.plot is not None:
-        plots.save(plots.compare_figure([(v, r) for v, r, _ in rows], title), args.plot)
+        figure = plots.compare_figure([(v, r) for v, r, _ in rows], title)
+        with _file("--plot", args.plot, "write"):
+            plots.save(figure, args.plot)
         out(f"plot: {args.plot}")
     if args.json:
         base = rows[0][1].cycles
@@ -416,7 +439,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_asm(args: argparse.Namespace) -> int:
-    program = load_program(args.file)
+    with _file("asm", args.file, "read"):
+        program = load_program(args.file)
     config, overrides = _config(args)
     out = _Out(args)
     _validate_outputs(program, config, args, True)
@@ -502,11 +526,14 @@ def _typed_baseline(workload: registry.Workload, config: HardwareConfig, key: st
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     workload = registry.get(args.program)
-    study = sweep.read_file(args.file) if args.file is not None else {}
+    study: dict[str, Any] = {}
+    if args.file is not None:
+        with _file("--file", args.file, "read"):
+            study = sweep.read_file(args.file)
     if study.get("program", workload.name) != workload.name:
         raise UsageError(f"{args.file} is a sweep of {study['program']}, not {workload.name}")
     preset = args.preset or study.get("preset", "910b2")
-    config = load_preset(preset)
+    config = _preset(preset)
     vary, sets, fixed = _swept_values(workload, config, args, study)
     baseline: dict[str, Any] = dict(study.get("baseline", {}))
     for text in args.baseline:
@@ -548,7 +575,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if args.x_key not in swept_names:
             raise UsageError(f"--x {args.x_key}: not a swept key; swept: {', '.join(swept_names)}")
     specs = sweep.specs(workload.name, preset, points, numerics)
-    cache = None if args.no_cache else sweep.Cache(args.cache)
+    cache = None
+    if not args.no_cache:
+        with _file("--cache", args.cache, "write"):
+            cache = sweep.Cache(args.cache)
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
@@ -576,10 +606,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     columns, values = sweep.table_rows(points, rows)
     print(sweep.format_table(columns, values))
     out = args.out or Path(f"{workload.name.replace('-', '_')}_sweep.csv")
-    sweep.write_csv(out, columns, values)
+    with _file("--out", out, "write"):
+        sweep.write_csv(out, columns, values)
     written = [str(out)]
-    if sweep.write_parquet(out.with_suffix(".parquet"), columns, values):
-        written.append(str(out.with_suffix(".parquet")))
+    with _file("--out", out.with_suffix(".parquet"), "write"):
+        if sweep.write_parquet(out.with_suffix(".parquet"), columns, values):
+            written.append(str(out.with_suffix(".parquet")))
     where = "Dask scheduler " + args.scheduler if args.scheduler else f"{jobs} local job(s)"
     print(f"{len(points)} points: {outcome.computed} computed, {outcome.cached} from the cache"
           f"{f' ({args.cache})' if cache else ''}, {outcome.failed} failed; {outcome.seconds:.1f} s on "
@@ -589,8 +621,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         title = f"{workload.name} on {config.name}: {metric}"
         order = [args.x_key, *(k for k in swept_names if k != args.x_key)] if args.x_key else swept_names
         if any(row.get("status") == "ok" for row in rows):
-            plots.save(plots.sweep_figure(columns, values, order, metric, title, skip=baseline or None),
-                       args.plot)
+            figure = plots.sweep_figure(columns, values, order, metric, title, skip=baseline or None)
+            with _file("--plot", args.plot, "write"):
+                plots.save(figure, args.plot)
             print(f"plot: {args.plot}")
         else:
             print(f"plot: not drawn, no point ran ({outcome.failed} failed)", file=sys.stderr)
@@ -604,7 +637,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_presets(args: argparse.Namespace) -> int:
     if args.keys:
-        config = load_preset(args.preset)
+        config = _preset(args.preset)
         for key in keys():
             print(f"{key} = {config.get(key)!r}")
         return 0
@@ -620,6 +653,10 @@ def _cmd_programs(args: argparse.Namespace) -> int:
     return 0
 
 
+USER_ERRORS = (IsaError, ConfigError, UsageError, timeline.TimelineError, sweep.SweepError)
+"""The project's errors that name a user's mistake (SyncError and DeadlockError are IsaErrors). Any
+other exception is a bug and keeps its traceback, a KeyError or OSError included."""
+
 _COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "sweep": _cmd_sweep, "asm": _cmd_asm,
              "presets": _cmd_presets, "programs": _cmd_programs}
 
@@ -632,10 +669,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a reader that stopped early, e.g. `| head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit, to swallow the flush
         return 0
-    except (IsaError, ConfigError, KeyError, OSError, UsageError, timeline.TimelineError,
-            sweep.SweepError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"npusim: error: {message}", file=sys.stderr)
+    except USER_ERRORS as err:
+        print(f"npusim: error: {err}", file=sys.stderr)
         return 2
 
 

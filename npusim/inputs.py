@@ -29,7 +29,9 @@ def random_inputs(program: Program, seed: int, skip: Iterable[str] = ()) -> dict
 def load_inputs(program: Program, specs: Sequence[str]) -> dict[str, np.ndarray]:
     """Read `NAME=FILE.npy` pairs for declared tensors; float files are rounded to the tensor's dtype.
 
-    Shape and dtype are checked when the program's GM is built from them.
+    Shape and dtype are checked when the program's GM is built from them. Raises IsaError, naming
+    the `--input` it came from, for a malformed pair, an undeclared tensor, or a file that cannot
+    be read as .npy.
     """
     out: dict[str, np.ndarray] = {}
     declared = {t.name: t for t in program.tensors}
@@ -39,8 +41,21 @@ def load_inputs(program: Program, specs: Sequence[str]) -> dict[str, np.ndarray]
             raise IsaError(f"--input {spec!r} must look like NAME=FILE.npy")
         if name not in declared:
             raise IsaError(f"--input {name}: no such tensor; declared: {', '.join(sorted(declared))}")
-        out[name] = _as_declared(np.load(path, allow_pickle=False), declared[name].dtype)
+        out[name] = _as_declared(_read(spec, path), declared[name].dtype)
     return out
+
+
+def _read(spec: str, path: str) -> np.ndarray:
+    """The array in a .npy file; IsaError naming the option if the file cannot be read as one."""
+    try:
+        value = np.load(path, allow_pickle=False)
+    except OSError as err:
+        raise IsaError(f"--input {spec}: cannot read it: {err.strerror or err}") from None
+    except (ValueError, EOFError) as err:  # not .npy, truncated, or pickled objects
+        raise IsaError(f"--input {spec}: not a .npy file ({err})") from None
+    if not isinstance(value, np.ndarray):  # an .npz archive loads as a mapping of arrays
+        raise IsaError(f"--input {spec}: an .npz archive; give one array per tensor as a .npy file")
+    return value
 
 
 def _as_declared(value: np.ndarray, dtype: DType) -> np.ndarray:

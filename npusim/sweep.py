@@ -26,7 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from isa.errors import CheckError
+from isa.errors import CheckError, IsaError
 from isa.types import Pipe
 from npusim.config import ConfigError, HardwareConfig, load_preset
 
@@ -84,6 +84,10 @@ class Outcome:
     interrupted: bool = False
     seconds: float = 0.0
     columns: list[str] = field(default_factory=list)
+
+
+def _failed(message: str) -> dict[str, Any]:
+    return {"status": "error", "error": message.splitlines()[0]}
 
 
 def _text(value: Any) -> str:
@@ -161,25 +165,32 @@ def point_key(program: str, options: Mapping[str, Any], config: HardwareConfig, 
 
 
 def compute(spec: Spec) -> dict[str, Any]:
-    """Simulate one point (in whichever process runs it); the metrics, or the error it raised."""
+    """Simulate one point (in whichever process runs it); the metrics, or the user error it raised.
+
+    A point the program or the chip refuses (an option value, a shape that does not fit, a preset
+    value, a kernel that deadlocks) becomes a row with its reason, and the sweep goes on. Any other
+    exception is a bug in the simulator and propagates.
+    """
     from npusim.outputs import numerics_check
     from npusim.roofline import bounds
     from npusim.simulate import simulate
     from programs import registry
 
+    workload = registry.get(spec.program)
     try:
-        config = (
-            load_preset(spec.preset).replace(spec.overrides) if spec.overrides else load_preset(spec.preset)
-        )
-        workload = registry.get(spec.program)
+        base = load_preset(spec.preset)
+        config = base.replace(spec.overrides) if spec.overrides else base
+        # Workload.instance's contract: ValueError (IsaError, ConfigError included) for values it refuses
         instance = workload.instance(spec.options, config.chip.cube_cores)
-        values = instance.inputs() if spec.numerics else None
+    except ValueError as err:
+        return _failed(str(err))
+    values = instance.inputs() if spec.numerics else None
+    try:
         result = simulate(instance.program, config, inputs=values, numerics=spec.numerics)
     except CheckError as err:  # the shape does not fit this point's buffers
-        return {"status": "error", "error": err.first}
-    except (ValueError, KeyError, ConfigError) as err:  # a point the simulator refuses: keep its reason
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        return {"status": "error", "error": message.splitlines()[0]}
+        return _failed(err.first)
+    except (IsaError, ConfigError) as err:  # e.g. no core of a kind, no path, a deadlock
+        return _failed(str(err))
     b, util = bounds(result), result.utilization()
     row: dict[str, Any] = {
         "status": "ok",
@@ -218,19 +229,19 @@ class Cache:
     def put(self, key: str, spec: Spec, row: dict[str, Any]) -> None:
         path = self.folder / f"{key}.json"
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "program": spec.program,
-                    "options": spec.options,
-                    "overrides": spec.overrides,
-                    "numerics": spec.numerics,
-                    "row": row,
-                },
-                default=str,
-            )
-        )
-        tmp.replace(path)
+        record = {
+            "program": spec.program,
+            "options": spec.options,
+            "overrides": spec.overrides,
+            "numerics": spec.numerics,
+            "row": row,
+        }
+        try:
+            tmp.write_text(json.dumps(record, default=str))
+            tmp.replace(path)
+        except OSError as err:  # the folder was writable when the sweep began: a full disk, say
+            why = err.strerror or err
+            raise SweepError(f"cache {self.folder}: cannot write a finished point: {why}") from None
 
 
 def specs(program: str, preset: str, points: Sequence[Point], numerics: bool) -> list[Spec]:
