@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,6 @@ class Outcome:
     failed: int = 0
     interrupted: bool = False
     seconds: float = 0.0
-    columns: list[str] = field(default_factory=list)
 
 
 def _failed(message: str) -> dict[str, Any]:
