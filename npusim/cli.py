@@ -13,6 +13,7 @@ import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -184,6 +185,19 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run_command(sub)
+    _add_compare_command(sub)
+    _add_sweep_command(sub)
+    _add_asm_command(sub)
+    presets = _command(sub, "presets", "list the hardware presets, or one preset's keys and values",
+                       "npusim presets --keys --preset 910b3")
+    presets.add_argument("--keys", action="store_true", help="print every key of --preset with its value")
+    presets.add_argument("--preset", default="910b2", help="preset for --keys (default: 910b2)")
+    _command(sub, "programs", "list the programs `npusim run` knows", "npusim programs")
+    return parser
+
+
+def _add_run_command(sub: Any) -> None:
     run = _command(sub, "run", "run a program by name and check it against PyTorch",
                    "npusim run paged-attention --variant 2block --batch 8 --context-len 2048")
     programs = run.add_subparsers(dest="program", required=True, metavar="PROGRAM",
@@ -193,6 +207,9 @@ def _parser() -> argparse.ArgumentParser:
         _add_program_options(p, workload)
         _add_hardware_options(p)
         _add_run_options(p)
+
+
+def _add_compare_command(sub: Any) -> None:
     compare = _command(sub, "compare",
                        "run a program's variants side by side: cycles, pipe busy time, speedup",
                        "npusim compare paged-attention --variants 1block,2block --batch 8 --context-len 2048")
@@ -208,6 +225,9 @@ def _parser() -> argparse.ArgumentParser:
         _add_hardware_options(p)
         _add_numerics_option(p)
         _add_output_options(p, single_run=False)
+
+
+def _add_sweep_command(sub: Any) -> None:
     sweep_cmd = _command(sub, "sweep", "simulate a program over swept preset keys and program options",
                          "npusim sweep paged-attention --batch 8 --vary variant=1block,2block "
                          "--set hbm.bandwidth_gbps=800,1600,3200 --baseline variant=1block --plot s.png")
@@ -218,6 +238,9 @@ def _parser() -> argparse.ArgumentParser:
                      f"npusim sweep {workload.name} --set hbm.bandwidth_gbps=800,1600,3200 --jobs 2")
         _add_program_options(p, workload, keep_defaults=False)
         _add_sweep_options(p)
+
+
+def _add_asm_command(sub: Any) -> None:
     asm = _command(sub, "asm", "run a kernel written in assembly text",
                    "npusim asm programs/tile_matmul.s --input q=q.npy   # inputs not given are random")
     asm.add_argument("file", type=Path, help="an assembly file (.s); see docs/isa.md")
@@ -227,12 +250,6 @@ def _parser() -> argparse.ArgumentParser:
     _add_hardware_options(asm)
     asm.add_argument("--listing", action="store_true", help="print the program's assembly before running it")
     _add_output_options(asm, single_run=True)
-    presets = _command(sub, "presets", "list the hardware presets, or one preset's keys and values",
-                       "npusim presets --keys --preset 910b3")
-    presets.add_argument("--keys", action="store_true", help="print every key of --preset with its value")
-    presets.add_argument("--preset", default="910b2", help="preset for --keys (default: 910b2)")
-    _command(sub, "programs", "list the programs `npusim run` knows", "npusim programs")
-    return parser
 
 
 @contextmanager
@@ -524,7 +541,23 @@ def _typed_baseline(workload: registry.Workload, config: HardwareConfig, key: st
         return value  # no match below, and the message lists the valid values
 
 
-def _cmd_sweep(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class _Study:
+    """A sweep as its file and the command line describe it, checked before any point runs."""
+
+    workload: registry.Workload
+    preset: str
+    config: HardwareConfig
+    points: list[sweep.Point]
+    swept: list[str]  # swept keys: program options, then preset keys
+    baseline: dict[str, Any]  # swept key -> the value other points are compared with
+    numerics: bool
+    metric: str
+    x_key: str | None
+
+
+def _study(args: argparse.Namespace) -> _Study:
+    """The study: the sweep file (if any) with the command line on top, every mistake found here."""
     workload = registry.get(args.program)
     study: dict[str, Any] = {}
     if args.file is not None:
@@ -535,6 +568,37 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     preset = args.preset or study.get("preset", "910b2")
     config = _preset(preset)
     vary, sets, fixed = _swept_values(workload, config, args, study)
+    baseline = _baseline(workload, config, args, study, vary, sets)
+    zipped = args.zip or bool(study.get("zip", False))
+    if zipped and baseline:
+        raise UsageError("--baseline compares each point with the one that differs only in the baseline's "
+                         "value, which a --zip sweep does not have; drop one of the two")
+    try:
+        points = sweep.expand(vary, sets, fixed, zipped=zipped)
+    except sweep.SweepError as err:
+        raise UsageError(str(err)) from None
+    numerics = args.numerics or bool(study.get("numerics", False))
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    _check_folders(args, "out", "plot")
+    metric = args.metric or study.get("metric") or ("speedup" if baseline else "microseconds")
+    if metric not in sweep.METRICS:
+        raise UsageError(f"metric {metric!r}; valid: {', '.join(sweep.METRICS)}")
+    if metric == "speedup" and not baseline:
+        raise UsageError("the speedup metric needs a baseline, e.g. --baseline variant=1block")
+    swept = [*vary, *sets]
+    x_key = args.x_key
+    if x_key is not None:
+        x_key = x_key.replace("-", "_") if x_key.replace("-", "_") in vary else x_key
+        if x_key not in swept:
+            raise UsageError(f"--x {x_key}: not a swept key; swept: {', '.join(swept)}")
+    return _Study(workload, preset, config, points, swept, baseline, numerics, metric, x_key)
+
+
+def _baseline(workload: registry.Workload, config: HardwareConfig, args: argparse.Namespace,
+              study: Mapping[str, Any], vary: Mapping[str, list[Any]],
+              sets: Mapping[str, list[Any]]) -> dict[str, Any]:
+    """The baseline values, from the file then --baseline, each matched to one of its key's swept values."""
     baseline: dict[str, Any] = dict(study.get("baseline", {}))
     for text in args.baseline:
         key, sep, raw = text.partition("=")
@@ -553,28 +617,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             raise UsageError(f"--baseline {key}={value}: not one of the swept values "
                              f"{', '.join(map(str, choices))}")
         baseline[key] = match[0]
-    zipped = args.zip or bool(study.get("zip", False))
-    if zipped and baseline:
-        raise UsageError("--baseline compares each point with the one that differs only in the baseline's "
-                         "value, which a --zip sweep does not have; drop one of the two")
-    try:
-        points = sweep.expand(vary, sets, fixed, zipped=zipped)
-    except sweep.SweepError as err:
-        raise UsageError(str(err)) from None
-    numerics = args.numerics or bool(study.get("numerics", False))
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    _check_folders(args, "out", "plot")
-    metric = args.metric or study.get("metric") or ("speedup" if baseline else "microseconds")
-    if metric not in sweep.METRICS:
-        raise UsageError(f"metric {metric!r}; valid: {', '.join(sweep.METRICS)}")
-    if metric == "speedup" and not baseline:
-        raise UsageError("the speedup metric needs a baseline, e.g. --baseline variant=1block")
-    if args.x_key is not None:
-        args.x_key = args.x_key.replace("-", "_") if args.x_key.replace("-", "_") in vary else args.x_key
-        if args.x_key not in swept_names:
-            raise UsageError(f"--x {args.x_key}: not a swept key; swept: {', '.join(swept_names)}")
-    specs = sweep.specs(workload.name, preset, points, numerics)
+    return baseline
+
+
+def _run_study(s: _Study, args: argparse.Namespace, jobs: int) -> sweep.Outcome:
+    """Every point, from the cache or computed, with a progress bar on a terminal."""
+    specs = sweep.specs(s.workload.name, s.preset, s.points, s.numerics)
     cache = None
     if not args.no_cache:
         with _file("--cache", args.cache, "write"):
@@ -583,7 +631,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=len(points), desc=f"sweep {workload.name}", unit=" point", file=sys.stderr,
+        bar = tqdm(total=len(s.points), desc=f"sweep {s.workload.name}", unit=" point", file=sys.stderr,
                    leave=False, ncols=min(shutil.get_terminal_size((100, 24)).columns, 120))
     failures = 0
 
@@ -594,18 +642,21 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             bar.set_postfix(failed=failures, refresh=False)
             bar.update(1)
 
-    jobs = 1 if args.scheduler else args.jobs
     try:
-        outcome = sweep.run(points, specs, cache, jobs=jobs, scheduler=args.scheduler, on_done=on_done)
+        return sweep.run(s.points, specs, cache, jobs=jobs, scheduler=args.scheduler, on_done=on_done)
     except sweep.SweepError as err:
         raise UsageError(str(err)) from None
     finally:
         if bar is not None:
             bar.close()
-    rows = sweep.with_speedup(points, outcome.rows, baseline) if baseline else outcome.rows
-    columns, values = sweep.table_rows(points, rows)
+
+
+def _report_study(s: _Study, args: argparse.Namespace, jobs: int, outcome: sweep.Outcome) -> int:
+    """The table on stdout and in --out, the summary line, the plot; 130 if the sweep was interrupted."""
+    rows = sweep.with_speedup(s.points, outcome.rows, s.baseline) if s.baseline else outcome.rows
+    columns, values = sweep.table_rows(s.points, rows)
     print(sweep.format_table(columns, values))
-    out = args.out or Path(f"{workload.name.replace('-', '_')}_sweep.csv")
+    out = args.out or Path(f"{s.workload.name.replace('-', '_')}_sweep.csv")
     with _file("--out", out, "write"):
         sweep.write_csv(out, columns, values)
     written = [str(out)]
@@ -613,15 +664,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if sweep.write_parquet(out.with_suffix(".parquet"), columns, values):
             written.append(str(out.with_suffix(".parquet")))
     where = "Dask scheduler " + args.scheduler if args.scheduler else f"{jobs} local job(s)"
-    print(f"{len(points)} points: {outcome.computed} computed, {outcome.cached} from the cache"
-          f"{f' ({args.cache})' if cache else ''}, {outcome.failed} failed; {outcome.seconds:.1f} s on "
-          f"{where}; "
-          f"table: {', '.join(written)}")
+    cache = "" if args.no_cache else f" ({args.cache})"
+    print(f"{len(s.points)} points: {outcome.computed} computed, {outcome.cached} from the cache{cache}, "
+          f"{outcome.failed} failed; {outcome.seconds:.1f} s on {where}; table: {', '.join(written)}")
     if args.plot is not None and not outcome.interrupted:
-        title = f"{workload.name} on {config.name}: {metric}"
-        order = [args.x_key, *(k for k in swept_names if k != args.x_key)] if args.x_key else swept_names
+        title = f"{s.workload.name} on {s.config.name}: {s.metric}"
+        order = [s.x_key, *(k for k in s.swept if k != s.x_key)] if s.x_key else s.swept
         if any(row.get("status") == "ok" for row in rows):
-            figure = plots.sweep_figure(columns, values, order, metric, title, skip=baseline or None)
+            figure = plots.sweep_figure(columns, values, order, s.metric, title, skip=s.baseline or None)
             with _file("--plot", args.plot, "write"):
                 plots.save(figure, args.plot)
             print(f"plot: {args.plot}")
@@ -629,10 +679,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             print(f"plot: not drawn, no point ran ({outcome.failed} failed)", file=sys.stderr)
     if outcome.interrupted:
         done = outcome.computed + outcome.cached
-        print(f"interrupted: {done} of {len(points)} points finished and are kept; run the same command "
+        print(f"interrupted: {done} of {len(s.points)} points finished and are kept; run the same command "
               f"again to finish the rest", file=sys.stderr)
         return 130
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    study = _study(args)
+    jobs = 1 if args.scheduler else args.jobs
+    return _report_study(study, args, jobs, _run_study(study, args, jobs))
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
