@@ -1,14 +1,20 @@
 """Sweeps: the points, their cache keys, every executor giving the same rows, resuming, failures."""
 
 import csv
+import importlib.util
+import sys
 
 import pytest
 
 from npusim import load_preset, plots, sweep
 from npusim.cli import main
+from tests import tile_matmul_by_hand as hand
 
 CFG = load_preset("910b2")
 SMALL = {"batch": 2, "head_dim": 64, "block_size": 64, "context_len": 300}
+# The dask extra is optional (pip install 'npusim[dask]'): only what runs on a Dask cluster needs it.
+needs_dask = pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
+                                reason="needs the dask extra: pip install 'npusim[dask]'")
 
 
 def points_and_specs(vary=None, sets=None, fixed=None, numerics=False):
@@ -61,18 +67,57 @@ def test_cache_key_covers_options_config_and_numerics():
     )
 
 
-def test_rows_are_the_same_serially_in_processes_and_on_dask(tmp_path):
+@pytest.fixture(scope="module")
+def serial():
+    """The four points of `points_and_specs()`, computed in this process."""
+    points, specs = points_and_specs()
+    return sweep.run(points, specs, None, jobs=1)
+
+
+def test_rows_are_the_same_serially_and_in_processes(serial):
+    points, specs = points_and_specs()
+    local = sweep.run(points, specs, None, jobs=2)
+    assert serial.rows == local.rows
+    assert serial.computed == local.computed == 4 and all(r["status"] == "ok" for r in serial.rows)
+    # what the rows say: more HBM bandwidth never takes more cycles
+    assert serial.rows[1]["cycles"] <= serial.rows[0]["cycles"]
+
+
+@needs_dask  # a marker, not importorskip: it skips before the fixture computes anything
+def test_rows_are_the_same_on_dask(serial):
     from dask.distributed import LocalCluster
 
     points, specs = points_and_specs()
-    serial = sweep.run(points, specs, None, jobs=1)
-    local = sweep.run(points, specs, None, jobs=2)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         on_dask = sweep.run(points, specs, None, scheduler=cluster.scheduler_address)
-    assert serial.rows == local.rows == on_dask.rows
-    assert serial.computed == on_dask.computed == 4 and all(r["status"] == "ok" for r in serial.rows)
-    # what the rows say: more HBM bandwidth never takes more cycles
-    assert serial.rows[1]["cycles"] <= serial.rows[0]["cycles"]
+    assert on_dask.rows == serial.rows and on_dask.computed == 4
+
+
+def test_without_dask_a_scheduler_is_refused_with_the_extra_to_install(monkeypatch, tmp_path, capsys):
+    for name in ("distributed", "dask.distributed"):
+        monkeypatch.setitem(sys.modules, name, None)  # makes `import` raise ImportError, as if absent
+    argv = ["sweep", "paged-attention", "--no-cache", "--out", str(tmp_path / "x.csv"), "--vary", "batch=1",
+            "--scheduler", "tcp://127.0.0.1:1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "npusim: error: --scheduler needs dask.distributed: pip install 'npusim[dask]'\n"
+
+
+def test_a_row_holds_the_figures_of_tile_matmul_worked_by_hand():
+    points = sweep.expand({}, {"fixpipe.latency_cycles": [50, 100]}, {})
+    rows = sweep.run(points, sweep.specs("tile-matmul", "910b2", points, False), None).rows
+    for row, latency in zip(rows, (50, 100), strict=True):
+        cycles = hand.CYCLES - 100 + latency  # the fixpipe's latency ends the chain
+        hbm = hand.HBM_READ + hand.HBM_WRITE
+        busy = {f"{pipe.lower()}_busy_pct": round(100 * c / cycles, 2) for pipe, c in hand.BUSY.items()}
+        assert row == {
+            "status": "ok", "cycles": cycles, "microseconds": round(cycles / 1.8e3, 4), "tasks": 1,
+            "instructions": 12, "hbm_mb": round(hbm / 1e6, 4),
+            "compute_pct": round(100 * hand.CUBE_CYCLES / cycles, 2),
+            "memory_pct": round(100 * hbm / hand.HBM_BYTES_PER_CYCLE / cycles, 2),
+            "bound_by": "latency",  # the busiest resource, MTE1, is busy under half the run
+            **busy, "v_busy_pct": 0.0, "mte3_busy_pct": 0.0,
+        }
 
 
 def test_an_interrupted_sweep_resumes_and_finishes_with_the_same_table(tmp_path):
@@ -208,7 +253,8 @@ def test_sweep_file(tmp_path, capsys):
         ),
         (["--vary", "batch=1,2", "--set", "chip.cube_cores=4,8,16", "--zip"], "they need one length"),
         ([], "nothing to sweep"),
-        (["--vary", "batch=1", "--scheduler", "tcp://127.0.0.1:1"], "cannot reach a Dask scheduler there"),
+        pytest.param(["--vary", "batch=1", "--scheduler", "tcp://127.0.0.1:1"],
+                     "cannot reach a Dask scheduler there", marks=needs_dask),
     ],
 )
 def test_sweep_mistakes_exit_2_with_one_line(extra, message, capsys, tmp_path):
