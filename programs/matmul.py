@@ -5,11 +5,16 @@ the A and B slices into one of two L1 buffers while MTE1 moves the previous slic
 L0A/L0B buffers and the cube accumulates into one of two L0C tiles; FIX writes a finished tile out
 while the cube starts the next. Every buffer has a "free" flag that its consumer sets back to its
 producer, pre-set once at the start and drained at the end, so every step looks the same.
+
+Tile sizes come from the target's buffers (`tile_sizes`): the largest square output tile whose two
+fp32 accumulators fit L0C, and the deepest k-step whose two A and two B slices fit L0A, L0B and L1;
+each a power-of-two multiple of the cube's fractal. On the 910B that is 128 x 128 tiles, k-step 128.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -35,8 +40,45 @@ from isa import (
     WaitFlag,
 )
 from programs.convert import to_numpy, to_torch
+from programs.target import Hardware, align_up, largest_doubling
 
-TILE = 128  # tm = tn = tk: two 32 KiB bf16 operands per L0 buffer pair, two 64 KiB fp32 accumulators
+TILE = 128  # tm = tn = tk with no target: what `tile_sizes` gives for the 910B's 64 KiB L0A/L0B, 128 KiB L0C
+
+
+def tile_sizes(dtype: DType, config: Hardware | None = None) -> tuple[int, int, int]:
+    """(tm, tn, tk) for `config`'s cube core (None: the 910B's, TILE each).
+
+    tm = tn: the largest power-of-two multiple of the fractal (m0, n0) whose two fp32 accumulators
+    fit L0C; tk: the largest power-of-two multiple of k0 whose two A [tm, tk] and two B [tk, tn]
+    slices fit L0A, L0B and L1, each slice starting on its buffer's alignment.
+    """
+    if config is None:
+        return TILE, TILE, TILE
+    limits = config.core_limits(CoreKind.CUBE)
+    cap, align, esz = limits.capacity, limits.alignment, dtype.itemsize
+    side = largest_doubling(math.lcm(config.cube.m0, config.cube.n0),
+                            lambda t: 2 * _strides(t, t, 1, esz, align)[4] <= cap[Space.L0C])
+
+    def k_fits(tk: int) -> bool:  # two of each buffer: double-buffered
+        _, l1, l0a, l0b, _ = _strides(side, side, tk, esz, align)
+        return 2 * l1 <= cap[Space.L1] and 2 * l0a <= cap[Space.L0A] and 2 * l0b <= cap[Space.L0B]
+
+    return side, side, largest_doubling(max(1, config.cube.k0_bytes // esz), k_fits)
+
+
+def _strides(tm: int, tn: int, tk: int, esz: int,
+             align: Mapping[Space, int] | None) -> tuple[int, int, int, int, int]:
+    """Where B starts after A in an L1 buffer, and each double buffer's second half in L1, L0A, L0B, L0C.
+
+    Each rounded up to its buffer's `align`ment (None: not rounded).
+    """
+    def up(nbytes: int, space: Space) -> int:
+        return align_up(nbytes, align[space]) if align else nbytes
+
+    a_bytes, b_bytes, c_bytes = tm * tk * esz, tk * tn * esz, tm * tn * 4  # C accumulates in fp32
+    a_l1 = up(a_bytes, Space.L1)
+    return (a_l1, up(a_l1 + b_bytes, Space.L1),
+            up(a_bytes, Space.L0A), up(b_bytes, Space.L0B), up(c_bytes, Space.L0C))
 
 
 def output_tiles(m: int, n: int, tm: int = TILE, tn: int = TILE) -> list[tuple[int, int]]:
@@ -45,12 +87,14 @@ def output_tiles(m: int, n: int, tm: int = TILE, tn: int = TILE) -> list[tuple[i
 
 
 def gemm_kernel(name: str, tiles: Iterable[tuple[int, int]], m: int, n: int, k: int, dtype: DType,
-                tm: int = TILE, tn: int = TILE, tk: int = TILE) -> Kernel:
-    """The instructions that compute the given output tiles of C = A @ B on one cube core."""
-    esz = dtype.itemsize
-    a_bytes, b_bytes = tm * tk * esz, tk * tn * esz
-    l1_a = [0, a_bytes + b_bytes]  # L1 buffer i holds A then B
-    l0c_bytes = tm * tn * 4
+                tm: int = TILE, tn: int = TILE, tk: int = TILE,
+                align: Mapping[Space, int] | None = None) -> Kernel:
+    """The instructions that compute the given output tiles of C = A @ B on one cube core.
+
+    Every buffer's second half, and B after A in L1, start on that buffer's `align`ment (None: 1).
+    """
+    a_l1, l1_step, a_l0, b_l0, l0c_bytes = _strides(tm, tn, tk, dtype.itemsize, align)
+    l1_a = [0, l1_step]  # L1 buffer i holds A then B
     body: list[Instruction] = []
     pool: dict[Instruction, Instruction] = {}
 
@@ -76,9 +120,9 @@ def gemm_kernel(name: str, tiles: Iterable[tuple[int, int]], m: int, n: int, k: 
             b = step % 2
             step += 1
             a1 = Tile(Space.L1, l1_a[b], dtype, (rows, depth))
-            b1 = Tile(Space.L1, l1_a[b] + a_bytes, dtype, (depth, cols))
-            a0 = Tile(Space.L0A, b * a_bytes, dtype, (rows, depth))
-            b0 = Tile(Space.L0B, b * b_bytes, dtype, (depth, cols))
+            b1 = Tile(Space.L1, l1_a[b] + a_l1, dtype, (depth, cols))
+            a0 = Tile(Space.L0A, b * a_l0, dtype, (rows, depth))
+            b0 = Tile(Space.L0B, b * b_l0, dtype, (depth, cols))
             flag(Pipe.MTE1, Pipe.MTE2, b, False)  # L1 buffer b is free
             emit(Load(a1, GmRegion("a", r0, k0, rows, depth, dtype)))
             emit(Load(b1, GmRegion("b", k0, c0, depth, cols, dtype)))
@@ -109,18 +153,32 @@ def tensors(m: int, n: int, k: int, dtype: DType) -> tuple[Tensor, ...]:
             Tensor("c", DType.FP32, (m, n), Role.OUTPUT))
 
 
-def build(m: int, n: int, k: int, cores: int, dtype: DType = DType.BF16) -> Program:
-    """C = A @ B with the output tiles dealt round-robin to `cores` cube tasks, one per core."""
-    tiles = output_tiles(m, n)
-    tasks = [Task.of(gemm_kernel(f"gemm{c}", tiles[c::cores], m, n, k, dtype), kind=CoreKind.CUBE)
+def _kernel(name: str, tiles: Iterable[tuple[int, int]], m: int, n: int, k: int, dtype: DType,
+            config: Hardware | None) -> Kernel:
+    """gemm_kernel with the tile sizes and alignments of `config`'s cube core."""
+    align = config.core_limits(CoreKind.CUBE).alignment if config is not None else None
+    return gemm_kernel(name, tiles, m, n, k, dtype, *tile_sizes(dtype, config), align=align)
+
+
+def build(m: int, n: int, k: int, cores: int, dtype: DType = DType.BF16,
+          config: Hardware | None = None) -> Program:
+    """C = A @ B with the output tiles dealt round-robin to `cores` cube tasks, one per core.
+
+    Tiles are sized for `config`'s buffers (None: the 910B's).
+    """
+    tm, tn, _ = tile_sizes(dtype, config)
+    tiles = output_tiles(m, n, tm, tn)
+    tasks = [Task.of(_kernel(f"gemm{c}", tiles[c::cores], m, n, k, dtype, config), kind=CoreKind.CUBE)
              for c in range(min(cores, len(tiles)))]
     return Program("matmul", tensors(m, n, k, dtype), tuple(tasks))
 
 
 def build_single_core(m: int, n: int, k: int, dtype: DType = DType.BF16,
-                      tiles: Sequence[tuple[int, int]] | None = None) -> Program:
-    """C = A @ B with every output tile (or the given ones) on one cube core."""
-    kernel = gemm_kernel("gemm", output_tiles(m, n) if tiles is None else tiles, m, n, k, dtype)
+                      tiles: Sequence[tuple[int, int]] | None = None,
+                      config: Hardware | None = None) -> Program:
+    """C = A @ B with every output tile (or the given ones) on one cube core, sized for `config`."""
+    tm, tn, _ = tile_sizes(dtype, config)
+    kernel = _kernel("gemm", output_tiles(m, n, tm, tn) if tiles is None else tiles, m, n, k, dtype, config)
     return Program.single(kernel, tensors(m, n, k, dtype))
 
 

@@ -5,9 +5,10 @@ value_cache [num_blocks, block_size, num_kv_heads, head_dim] bf16; block_table [
 max_blocks_per_seq] int32 (unused entries 0); context_lens [batch] int32. The output is
 [batch, num_heads, head_dim] fp32. Query head h reads KV head h // (num_heads // num_kv_heads).
 
-Work is split into q-tiles: up to 16 query heads of one request that share one KV head. A q-tile
-walks its request's KV blocks in steps, and each step is four tasks that hand data over through GM
-workspaces (cube and vector cores share nothing else):
+Work is split into q-tiles: up to m0 query heads (the rows of one cube fractal: 16 on the shipped
+chips, see `Layout`) of one request that share one KV head. A q-tile walks its request's KV blocks
+in steps, and each step is four tasks that hand data over through GM workspaces (cube and vector
+cores share nothing else):
 
 - qk_matmul (cube): q tile and the step's K blocks to L1, K transposed on its way to L0B, one mmad
   for scores [q_tile, width], fixpipe to the scores workspace.
@@ -73,12 +74,24 @@ from isa import (
     WaitFlag,
 )
 from programs.convert import to_numpy, to_torch
+from programs.target import Hardware, align_up, strictest_alignment
 
 VARIANTS = ("1block", "2block")
-Q_TILE = 16  # query heads per q-tile: the cube's 16-row fractal
-_ALIGN = 512  # every on-chip tile starts on a multiple of this (the strictest buffer alignment)
 
 BF16, FP32 = DType.BF16, DType.FP32
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the kernels sit on the target's cores; the defaults are the 910B's (`Layout.of(None)`)."""
+
+    q_tile: int = 16  # query heads per q-tile: the cube's m0, the rows of one fractal
+    align: int = 512  # every on-chip tile starts on a multiple of this: the strictest buffer alignment
+
+    @classmethod
+    def of(cls, config: Hardware | None) -> Layout:
+        """The layout for `config`'s cube fractal and buffers (None: the 910B's)."""
+        return cls() if config is None else cls(config.cube.m0, strictest_alignment(config))
 
 
 @dataclass(frozen=True)
@@ -184,7 +197,7 @@ def steps_of(num_blocks: int, variant: str) -> list[tuple[int, ...]]:
 
 @dataclass(frozen=True)
 class QTile:
-    """Up to 16 query heads of one request that share a KV head."""
+    """Up to `Layout.q_tile` query heads of one request that share a KV head."""
 
     request: int
     kv_head: int
@@ -192,27 +205,28 @@ class QTile:
     rows: int  # query heads in the tile
 
 
-def q_tiles(shape: Shape) -> list[QTile]:
+def q_tiles(shape: Shape, q_tile: int = Layout.q_tile) -> list[QTile]:
+    """Every request's query heads in tiles of up to `q_tile` heads, none spanning two KV heads."""
     tiles = []
     for b in range(shape.batch):
         for kh in range(shape.num_kv_heads):
             first = kh * shape.group
-            for h0 in range(first, first + shape.group, Q_TILE):
-                tiles.append(QTile(b, kh, h0, min(Q_TILE, first + shape.group - h0)))
+            for h0 in range(first, first + shape.group, q_tile):
+                tiles.append(QTile(b, kh, h0, min(q_tile, first + shape.group - h0)))
     return tiles
-
-
-def _align(n: int) -> int:
-    return -(-n // _ALIGN) * _ALIGN
 
 
 class _Builder:
     """Writes the four kernels of every step of every q-tile, with their workspace slots."""
 
-    def __init__(self, case: Case, context_lens: Sequence[int], variant: str) -> None:
+    def __init__(self, case: Case, context_lens: Sequence[int], variant: str, layout: Layout) -> None:
         self.shape, self.table, self.lens, self.variant = case.shape, case.block_table, context_lens, variant
         self.scale, self.kv_shape = case.scale, tuple(case.key_cache.shape)
         self.width = case.shape.block_size * (2 if variant == "2block" else 1)  # widest step, in tokens
+        self.q_tile, self.align = layout.q_tile, layout.align
+
+    def _align(self, n: int) -> int:
+        return align_up(n, self.align)
 
     # --- GM regions -----------------------------------------------------------------------------
 
@@ -222,9 +236,10 @@ class _Builder:
         return GmRegion(cache, block * s.block_size * s.num_kv_heads + kv_head, 0, s.block_size,
                         s.head_dim, BF16, row_step=s.num_kv_heads)
 
-    @staticmethod
-    def ws(tensor: str, slot: int, tile: QTile, cols: int, col: int = 0, dtype: DType = FP32) -> GmRegion:
-        return GmRegion(tensor, slot * Q_TILE, col, tile.rows, cols, dtype)
+    def ws(self, tensor: str, slot: int, tile: QTile, cols: int, col: int = 0,
+           dtype: DType = FP32) -> GmRegion:
+        """Rows of q-tile `tile` in workspace slot `slot` (every slot has room for a full q-tile)."""
+        return GmRegion(tensor, slot * self.q_tile, col, tile.rows, cols, dtype)
 
     def heads(self, tensor: str, tile: QTile, dtype: DType) -> GmRegion:
         return GmRegion(tensor, tile.request * self.shape.num_heads + tile.head0, 0, tile.rows,
@@ -236,7 +251,7 @@ class _Builder:
         s, qt = self.shape, tile.rows
         width = len(blocks) * s.block_size
         q1 = Tile(Space.L1, 0, BF16, (qt, s.head_dim))
-        k_base = _align(q1.nbytes)
+        k_base = self._align(q1.nbytes)
         k1 = Tile(Space.L1, k_base, BF16, (width, s.head_dim))  # the step's K blocks, stacked by rows
         block_bytes = s.block_size * s.head_dim * BF16.itemsize
         q0 = Tile(Space.L0A, 0, BF16, (qt, s.head_dim))
@@ -261,9 +276,9 @@ class _Builder:
     def softmax_prepare(self, name: str, tile: QTile, width: int, valid: int, slot: int) -> Kernel:
         qt = tile.rows
         sc = Tile(Space.UB, 0, FP32, (qt, width))
-        p = Tile(Space.UB, _align(sc.nbytes), BF16, (qt, width))
-        m = Tile(Space.UB, p.offset + _align(p.nbytes), FP32, (qt, 1))
-        total = Tile(Space.UB, m.offset + _align(m.nbytes), FP32, (qt, 1))
+        p = Tile(Space.UB, self._align(sc.nbytes), BF16, (qt, width))
+        m = Tile(Space.UB, p.offset + self._align(p.nbytes), FP32, (qt, 1))
+        total = Tile(Space.UB, m.offset + self._align(m.nbytes), FP32, (qt, 1))
         v = Barrier(Pipe.V)
         body: list[Instruction] = [
             Load(sc, self.ws("ws_scores", slot, tile, width)),
@@ -288,7 +303,9 @@ class _Builder:
 
     def pv_matmul(self, name: str, tile: QTile, blocks: Sequence[int], slot: int) -> Kernel:
         s, qt, bs = self.shape, tile.rows, self.shape.block_size
-        p_bytes, v_bytes = _align(qt * bs * BF16.itemsize), bs * s.head_dim * BF16.itemsize
+        # Each block's P and V start aligned (blocks of a pair are loaded and moved independently).
+        p_bytes = self._align(qt * bs * BF16.itemsize)
+        v_bytes = self._align(bs * s.head_dim * BF16.itemsize)
         out = Tile(Space.L0C, 0, FP32, (qt, s.head_dim))
         loads: list[Instruction] = []
         moves: list[Instruction] = []
@@ -314,7 +331,7 @@ class _Builder:
                       last: bool) -> Kernel:
         """Fold step `step`'s (max, sum, o) into q-tile `index`'s running state; at the last, write o / l."""
         d, qt = self.shape.head_dim, tile.rows
-        o_bytes, col_bytes = _align(qt * d * FP32.itemsize), _align(qt * FP32.itemsize)
+        o_bytes, col_bytes = self._align(qt * d * FP32.itemsize), self._align(qt * FP32.itemsize)
         o_cur = Tile(Space.UB, 0, FP32, (qt, d))
         l_cur = Tile(Space.UB, o_bytes, FP32, (qt, 1))
         out = self.heads("out", tile, FP32)
@@ -363,7 +380,7 @@ class _Builder:
 
     def program(self) -> Program:
         s = self.shape
-        tiles = q_tiles(s)
+        tiles = q_tiles(s, self.q_tile)
         plans = [steps_of(-(-self.lens[t.request] // s.block_size), self.variant) for t in tiles]
         first_slot, slot = [], 0
         for plan in plans:
@@ -400,20 +417,23 @@ class _Builder:
             Tensor("block_table", DType.INT32, tuple(self.table.shape), Role.INPUT),
             Tensor("context_lens", DType.INT32, (s.batch,), Role.INPUT),
             Tensor("out", FP32, (s.batch, s.num_heads, d), Role.OUTPUT),
-            Tensor("ws_scores", FP32, (slots, Q_TILE, self.width), Role.WORKSPACE),
-            Tensor("ws_p", BF16, (slots, Q_TILE, self.width), Role.WORKSPACE),
-            Tensor("ws_max", FP32, (slots, Q_TILE, 1), Role.WORKSPACE),
-            Tensor("ws_sum", FP32, (slots, Q_TILE, 1), Role.WORKSPACE),
-            Tensor("ws_o", FP32, (slots, Q_TILE, d), Role.WORKSPACE),
-            Tensor("state_max", FP32, (len(tiles), Q_TILE, 1), Role.WORKSPACE),
-            Tensor("state_sum", FP32, (len(tiles), Q_TILE, 1), Role.WORKSPACE),
-            Tensor("state_o", FP32, (len(tiles), Q_TILE, d), Role.WORKSPACE),
+            Tensor("ws_scores", FP32, (slots, self.q_tile, self.width), Role.WORKSPACE),
+            Tensor("ws_p", BF16, (slots, self.q_tile, self.width), Role.WORKSPACE),
+            Tensor("ws_max", FP32, (slots, self.q_tile, 1), Role.WORKSPACE),
+            Tensor("ws_sum", FP32, (slots, self.q_tile, 1), Role.WORKSPACE),
+            Tensor("ws_o", FP32, (slots, self.q_tile, d), Role.WORKSPACE),
+            Tensor("state_max", FP32, (len(tiles), self.q_tile, 1), Role.WORKSPACE),
+            Tensor("state_sum", FP32, (len(tiles), self.q_tile, 1), Role.WORKSPACE),
+            Tensor("state_o", FP32, (len(tiles), self.q_tile, d), Role.WORKSPACE),
         )
         return Program(f"paged_attention_{self.variant}", tensors, tuple(tasks))
 
 
-def build(case: Case, variant: str) -> Program:
-    """The `variant` ("1block" or "2block") program for this case's shapes, block table and lengths."""
+def build(case: Case, variant: str, config: Hardware | None = None) -> Program:
+    """The `variant` ("1block" or "2block") program for this case's shapes, block table and lengths.
+
+    Its q-tiles and tile offsets follow `config`'s cube and buffers (None: the 910B's, see `Layout`).
+    """
     steps_of(1, variant)  # rejects an unknown variant before any work
     s = case.shape
     lens = context_list([int(n) for n in case.context_lens], s.batch)
@@ -429,7 +449,7 @@ def build(case: Case, variant: str) -> Program:
         if used.min() < 0 or used.max() >= case.num_blocks:
             raise ValueError(f"request {b}: block_table entries {used.tolist()} fall outside the pool of "
                              f"{case.num_blocks} blocks")
-    return _Builder(case, lens, variant).program()
+    return _Builder(case, lens, variant, Layout.of(config)).program()
 
 
 # --- references ---------------------------------------------------------------------------------
