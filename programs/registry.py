@@ -11,6 +11,7 @@ import numpy as np
 from isa.program import Program
 from isa.types import DType
 from programs import matmul, paged_attention, tile_matmul
+from programs.target import Hardware
 
 
 @dataclass(frozen=True)
@@ -47,19 +48,24 @@ class Workload:
     name: str
     summary: str
     options: tuple[Option, ...]
-    make: Callable[[dict[str, Any], int], Instance]  # (option values, cube cores on the chip)
+    make: Callable[[dict[str, Any], int, Hardware | None], Instance]  # (option values, cube cores, chip)
     example: str = ""
     variants: tuple[str, ...] = field(default=())
 
-    def instance(self, values: Mapping[str, Any], cube_cores: int) -> Instance:
-        """Build with `values` (missing options take their defaults); ValueError for a bad value."""
+    def instance(self, values: Mapping[str, Any], cube_cores: int,
+                 config: Hardware | None = None) -> Instance:
+        """Build with `values` (missing options take their defaults); ValueError for a bad value.
+
+        The program is laid out for `config`'s cores (tile sizes, q-tiles, alignments); None lays it
+        out for the 910B's. A shape too large for the target is built anyway: `isa.check` refuses it.
+        """
         known = {o.name for o in self.options}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{self.name} has no option {', '.join(unknown)}; "
                              f"valid: {', '.join(sorted(known)) or 'none'}")
         params = {o.name: o.default for o in self.options} | dict(values)
-        return self.make(params, cube_cores)
+        return self.make(params, cube_cores, config)
 
 
 def int_list(text: str) -> list[int]:
@@ -72,7 +78,8 @@ def int_list(text: str) -> list[int]:
 
 # --- tile-matmul --------------------------------------------------------------------------------
 
-def _tile_matmul(params: dict[str, Any], cube_cores: int) -> Instance:
+def _tile_matmul(params: dict[str, Any], cube_cores: int, config: Hardware | None) -> Instance:
+    # One fixed tile, the same on every chip (tile_matmul.s is its text twin); it fits every preset.
     return Instance(tile_matmul.build(), params, lambda: tile_matmul.inputs(params["seed"]),
                     lambda values: {"torch fp32": tile_matmul.reference(values)}, rtol=1e-5, atol=1e-5)
 
@@ -82,7 +89,7 @@ def _tile_matmul(params: dict[str, Any], cube_cores: int) -> Instance:
 _DTYPES = {"bf16": DType.BF16, "fp16": DType.FP16}
 
 
-def _matmul(params: dict[str, Any], cube_cores: int) -> Instance:
+def _matmul(params: dict[str, Any], cube_cores: int, config: Hardware | None) -> Instance:
     m, n, k = params["m"], params["n"], params["k"]
     for name in ("m", "n", "k"):
         if params[name] < 1:
@@ -91,14 +98,14 @@ def _matmul(params: dict[str, Any], cube_cores: int) -> Instance:
         raise ValueError(f"matmul --cores must be 0 (all) or more, got {params['cores']}")
     dtype = _DTYPES[params["dtype"]]
     cores = params["cores"] or cube_cores
-    program = matmul.build(m, n, k, cores, dtype)
+    program = matmul.build(m, n, k, cores, dtype, config)
     return Instance(program, params, lambda: matmul.inputs(m, n, k, dtype, params["seed"]),
                     lambda values: {"torch fp32": matmul.reference(values)}, rtol=1e-4, atol=1e-4)
 
 
 # --- paged attention ----------------------------------------------------------------------------
 
-def _paged_attention(params: dict[str, Any], cube_cores: int) -> Instance:
+def _paged_attention(params: dict[str, Any], cube_cores: int, config: Hardware | None) -> Instance:
     shape = paged_attention.Shape(params["batch"], params["num_heads"], params["num_kv_heads"],
                                   params["head_dim"], params["block_size"])
     if params["context_lens"] is not None:  # one length per request: --context-len does not apply
@@ -106,7 +113,7 @@ def _paged_attention(params: dict[str, Any], cube_cores: int) -> Instance:
     lens = params["context_lens"] if params["context_lens"] is not None else params["context_len"]
     case = paged_attention.make_case(shape, lens, seed=params["seed"])
     variant = params["variant"]
-    program = paged_attention.build(case, variant)
+    program = paged_attention.build(case, variant, config)
 
     def references(values: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         golden = paged_attention.reference_online(case, variant)
