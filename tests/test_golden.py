@@ -2,26 +2,48 @@
 
 import importlib.util
 import json
+from math import ceil
 from pathlib import Path
 
 import pytest
+
+from npusim.config import available_presets
+from tests import tile_matmul_by_hand as hand
 
 PATH = Path(__file__).resolve().parent.parent / "traces" / "golden.py"
 spec = importlib.util.spec_from_file_location("traces_golden", PATH)
 golden = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(golden)
 STORED = json.loads(golden.GOLDEN.read_text())
+RUNS = golden.runs()
 
 
-@pytest.mark.parametrize("name", sorted(golden.CASES))
+@pytest.mark.parametrize("name", sorted(RUNS))
 def test_no_timing_drift(name):
     assert name in STORED, f"{name} is missing from traces/golden.json: run python traces/golden.py"
-    now = golden.summarize(golden.CASES[name]())
+    now = golden.summarize(*RUNS[name])
     assert golden.differences({name: STORED[name]}, {name: now}) == []
 
 
 def test_every_stored_case_is_still_produced():
-    assert sorted(STORED) == sorted(golden.CASES)
+    assert sorted(STORED) == sorted(RUNS)
+
+
+def test_every_shipped_preset_has_golden_runs_and_the_default_keeps_its_names():
+    assert {preset for _, preset in RUNS.values()} == set(available_presets()) == {"910b2", "910b3", "310p"}
+    assert golden.run_name("tile_matmul", "910b2") == "tile_matmul"
+    assert golden.run_name("tile_matmul", "310p") == "310p/tile_matmul"
+    assert all(case in golden.CASES and preset in available_presets() for case, preset in golden.SKIP)
+
+
+def test_tile_matmul_golden_runs_are_the_cycles_worked_by_hand():
+    # 910b3 has 910b2's per-core figures; 310p moves the loads and the fixpipe at 114 B/cycle
+    # (docs/model.md §3.1: 36 + 288 cycles of loads, 72 of fixpipe).
+    assert STORED["tile_matmul"]["cycles"] == STORED["910b3/tile_matmul"]["cycles"] == hand.CYCLES
+    on_310p = hand.CYCLES - (hand.LOAD_Q + hand.LOAD_K + hand.FIXPIPE) + sum(
+        ceil(nbytes / 114) for nbytes in (16 * 128 * 2, 128 * 128 * 2, 16 * 128 * 4))
+    assert STORED["310p/tile_matmul"]["cycles"] == on_310p
+    assert STORED["310p/tile_matmul"]["busy"]["MTE2"] == ceil(4096 / 114) + ceil(32768 / 114)
 
 
 def test_differences_name_the_field_that_moved():
