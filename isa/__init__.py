@@ -1,5 +1,6 @@
 """The npusim instruction set: what an instruction is and what it computes, with no timing."""
 
+import isa.asm  # noqa: F401  installs str(instruction) = its assembly line, before any instruction exists
 from isa.instructions import (
     Barrier,
     BinaryOp,

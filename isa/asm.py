@@ -9,8 +9,10 @@ A file holds directives and instructions, one per line; `#` starts a comment:
 
 Operands: a tile is `SPACE[offset] dtype[rows,cols]`; a GM region is `GM:name[r0:r1, c0:c1] dtype`
 or, with a row step, `GM:name[r0:r1:step, c0:c1] dtype` (Python slice meaning). docs/isa.md lists
-every instruction's syntax. Each instruction's layout is one template in `_TEMPLATES`, used both to
-print and to parse, so the two cannot drift apart.
+every instruction's syntax. Each instruction's layout is one template, used both to print and to
+parse, so the two cannot drift apart: `_DATA` holds one per mnemonic, `_FAMILIES` one per family
+class (every op of its enum shares it). This module also makes `str(instruction)` that line, so
+that isa.instructions, pure data, does not import its printer.
 """
 
 from __future__ import annotations
@@ -325,6 +327,11 @@ def format_instruction(instr: Instruction) -> str:
         else:
             out.append(sep + item[1].fmt(getattr(instr, head)))
     return "".join(out)
+
+
+# Every instruction prints as its assembly line. The printer installs itself on the base class so
+# that isa.instructions, pure data, need not import it (isa/__init__ imports this module).
+Instruction.__str__ = format_instruction  # type: ignore[method-assign,assignment]
 
 
 def _parse_operands(ln: _Line, template: _Template) -> Instruction:

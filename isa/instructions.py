@@ -16,7 +16,7 @@ from isa.types import Pipe
 
 
 class Instruction:
-    """Base of every instruction: pipe, regions read and written, and its text form."""
+    """Base of every instruction: pipe, regions read and written; `str()` gives its assembly line."""
 
     # Instructions are dict keys on hot paths (static checks, cost caches): their hash is computed
     # once and kept here. It is not a dataclass field, so it is neither compared nor pickled
@@ -36,10 +36,9 @@ class Instruction:
     def writes(self) -> tuple[Region, ...]:
         return ()
 
-    def __str__(self) -> str:
-        from isa.asm import format_instruction  # asm imports this module
-
-        return format_instruction(self)
+    # str(instruction) is its assembly line. `isa.asm` installs that __str__ (and `isa` imports
+    # `isa.asm`, so it is there whenever an instruction exists): this data module never imports
+    # its printer.
 
 
 class _Fixed(Instruction):
