@@ -11,8 +11,9 @@ Operands: a tile is `SPACE[offset] dtype[rows,cols]`; a GM region is `GM:name[r0
 or, with a row step, `GM:name[r0:r1:step, c0:c1] dtype` (Python slice meaning). docs/isa.md lists
 every instruction's syntax. Each instruction's layout is one template, used both to print and to
 parse, so the two cannot drift apart: `_DATA` holds one per mnemonic, `_FAMILIES` one per family
-class (every op of its enum shares it). This module also makes `str(instruction)` that line, so
-that isa.instructions, pure data, does not import its printer.
+class (every op of its enum shares it); `SYNTAX` lists the mnemonics of each class. This module
+also makes `str(instruction)` that line, so that isa.instructions, pure data, does not import its
+printer.
 """
 
 from __future__ import annotations
@@ -303,6 +304,10 @@ for _cls, _ops, _items in _FAMILIES:
         _TEMPLATES[_op.value] = _Template(_cls, {"op": _op}, _items)
 
 MNEMONICS: tuple[str, ...] = tuple(_TEMPLATES)
+SYNTAX: dict[type[Instruction], tuple[str, ...]] = {}
+"""Each instruction class and the mnemonics it prints as and parses from (a family: one per op)."""
+for _mnemonic, _template in _TEMPLATES.items():
+    SYNTAX[_template.cls] = (*SYNTAX.get(_template.cls, ()), _mnemonic)
 
 
 def format_instruction(instr: Instruction) -> str:

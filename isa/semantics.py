@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 
 from isa.errors import IsaError
 from isa.instructions import (
+    Barrier,
     BinaryOp,
     Cast,
     Dup,
@@ -60,11 +61,13 @@ from isa.instructions import (
     RowExpandOp,
     RowReduce,
     ScalarOp,
+    SetFlag,
     Store,
     UnaryOp,
     VecBinary,
     VecScalar,
     VecUnary,
+    WaitFlag,
 )
 from isa.types import DType
 
@@ -231,7 +234,7 @@ def _fill_pad(instr: FillPad, sources: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-_SEMANTICS: dict[type[Instruction], Callable[[Any, Sequence[np.ndarray]], np.ndarray]] = {
+SEMANTICS: dict[type[Instruction], Callable[[Any, Sequence[np.ndarray]], np.ndarray] | None] = {
     Load: _copy,
     Move: _copy,
     Mmad: _mmad,
@@ -245,7 +248,11 @@ _SEMANTICS: dict[type[Instruction], Callable[[Any, Sequence[np.ndarray]], np.nda
     Cast: _cast,
     Dup: _dup,
     FillPad: _fill_pad,
+    SetFlag: None,  # sync instructions order pipes and compute nothing
+    WaitFlag: None,
+    Barrier: None,
 }
+"""What each instruction class computes: `fn(instr, sources)` -> the value of `instr.writes[0]`."""
 
 
 def compute(instr: Instruction, sources: Sequence[np.ndarray]) -> np.ndarray:
@@ -254,11 +261,10 @@ def compute(instr: Instruction, sources: Sequence[np.ndarray]) -> np.ndarray:
     Raises TypeError for an instruction that computes nothing (sync) and IsaError for an op that
     has no form for the tile's dtype (vdiv, vexp on int tiles).
     """
-    try:
-        fn = _SEMANTICS[type(instr)]
-    except KeyError:
+    fn = SEMANTICS.get(type(instr))
+    if fn is None:
         raise TypeError(
             f"{type(instr).__name__} computes nothing; compute() takes one of "
-            f"{', '.join(c.__name__ for c in _SEMANTICS)}"
-        ) from None
+            f"{', '.join(c.__name__ for c, f in SEMANTICS.items() if f is not None)}"
+        )
     return fn(instr, sources)
