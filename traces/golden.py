@@ -31,13 +31,14 @@ from programs import matmul, paged_attention, tile_matmul  # noqa: E402
 GOLDEN = Path(__file__).with_name("golden.json")
 DEFAULT_PRESET = "910b2"  # its runs keep the bare case names
 
-# A case builds its program for the preset's config; the shipped programs do not read it yet (they
-# are sized for the 910B and fit every shipped preset as they are).
+# A case builds its program for the preset it runs on, as `npusim run --preset` does: the programs
+# size their tiles and offsets to the config's buffers.
 Build = Callable[[HardwareConfig], Program]
 
 
 def _paged(variant: str, shape: paged_attention.Shape, lens: list[int]) -> Build:
-    return lambda config: paged_attention.build(paged_attention.make_case(shape, lens, seed=0), variant)
+    return lambda config: paged_attention.build(paged_attention.make_case(shape, lens, seed=0), variant,
+                                                config)
 
 
 MHA_SMALL = paged_attention.Shape(batch=2, num_heads=16, num_kv_heads=1, head_dim=128, block_size=128)
@@ -48,9 +49,9 @@ CASES: dict[str, Build] = {
     "paged_attention_2block_b2_ctx300_513": _paged("2block", MHA_SMALL, [300, 513]),
     "paged_attention_1block_gqa_tail": _paged("1block", GQA_TAIL, [1, 129, 320]),
     "paged_attention_2block_gqa_tail": _paged("2block", GQA_TAIL, [1, 129, 320]),
-    "matmul_300x260x200_4cores": lambda config: matmul.build(300, 260, 200, cores=4),
-    "matmul_512x512x512_24cores": lambda config: matmul.build(512, 512, 512, cores=24),
-    "tile_matmul": lambda config: tile_matmul.build(),
+    "matmul_300x260x200_4cores": lambda config: matmul.build(300, 260, 200, cores=4, config=config),
+    "matmul_512x512x512_24cores": lambda config: matmul.build(512, 512, 512, cores=24, config=config),
+    "tile_matmul": lambda config: tile_matmul.build(),  # one fixed tile, valid on every preset
 }
 
 # (case, preset) pairs left out, each with why: a program that does not fit a preset's buffers.
