@@ -108,7 +108,7 @@ def cycles(x: float) -> int:
 def path_rate(path: GmPath, c: HardwareConfig) -> tuple[float, float, int]:
     """(bytes per cycle, cycles per non-contiguous row, latency cycles) of a DMA path under `c`.
 
-    A bandwidth of 0 means the preset has no such path.
+    Every GM path exists on every chip: the config refuses a GM bandwidth that is not positive.
     """
     if path is GmPath.GM_TO_L1:
         return (c.mte2.gm_to_l1_bytes_per_cycle, c.mte2.row_cycles, c.mte2.latency_cycles)
@@ -120,8 +120,6 @@ def path_rate(path: GmPath, c: HardwareConfig) -> tuple[float, float, int]:
 
 
 def _gm_transfer(gm: GmRegion, path: GmPath, tensors: Mapping[str, Tensor], c: HardwareConfig) -> Cost:
-    if path_rate(path, c)[0] <= 0:  # refused when the kernel is decoded, before it runs
-        raise IsaError(f"this preset has no {path.value} path (its bandwidth is 0)")
     tensor = tensors[gm.tensor]
     contiguous = gm.row_step == 1 and gm.cols == tensor.matrix_shape[1]
     if contiguous or gm.rows == 1:
