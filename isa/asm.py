@@ -392,14 +392,30 @@ def format_tensor(t: Tensor) -> str:
 
 
 def format_program(program: Program) -> str:
-    """The text of a whole program: its tensors, then each kernel and its instructions."""
-    lines = [f".program {program.name}"]
-    lines += [format_tensor(t) for t in program.tensors]
+    """The text of a whole program: its tensors, then each kernel and its instructions.
+
+    Parsing the text gives back an equal program. The text names a task by its kernel, so a task
+    named otherwise (many tasks running kernels of one name) is a ValueError: see `format_listing`.
+    """
     for task in program.tasks:
         if task.name != task.kernel.name:
             raise ValueError(f"task {task.name} runs kernel {task.kernel.name}: the text form names a "
                              f"task by its kernel, so the two names must be equal")
-        lines.append(f".kernel {task.name} {task.kind.value}")
+    return format_listing(program)
+
+
+def format_listing(program: Program) -> str:
+    """The text of a program task by task, for reading: each `.kernel` is named after its task.
+
+    A task whose kernel has another name gets a comment with that name. For a program whose tasks
+    all have their kernel's name this is `format_program`'s text; for any other, the text parses to
+    the same tasks and instructions, with each kernel named after its task.
+    """
+    lines = [f".program {program.name}"]
+    lines += [format_tensor(t) for t in program.tensors]
+    for task in program.tasks:
+        comment = f"  # kernel {task.kernel.name}" if task.name != task.kernel.name else ""
+        lines.append(f".kernel {task.name} {task.kind.value}{comment}")
         lines += ["    " + format_instruction(i) for i in task.kernel.instructions]
     return "\n".join(lines) + "\n"
 

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from isa.asm import format_program, load_program
+from isa.asm import format_listing, load_program
 from isa.check import check_program
 from isa.errors import CheckError, IsaError
 from isa.program import Program, Role
@@ -296,7 +296,7 @@ def _announce(program: Program, config: HardwareConfig, out: _Out, args: argpars
     count = sum(len(k) for k in program.kernels)
     out(f"preset {config.name}; static checks passed ({len(program.tasks)} task(s), {count} instructions)")
     if args.listing:
-        out("\n" + format_program(program))
+        out("\n" + format_listing(program))
 
 
 def _describe(name: str, value: np.ndarray) -> str:
