@@ -309,7 +309,7 @@ def _instance(workload: registry.Workload, args: argparse.Namespace, config: Har
     """Build the workload from the parsed options and check it against the chip's cores."""
     values = {o.name: getattr(args, o.name) for o in workload.options if hasattr(args, o.name)} | fixed
     try:
-        instance = workload.instance(values, config.chip.cube_cores)
+        instance = workload.instance(values, config.chip.cube_cores, config)
     except ValueError as err:
         raise UsageError(f"{workload.name}: {err}") from None
     try:

@@ -180,7 +180,7 @@ def compute(spec: Spec) -> dict[str, Any]:
         base = load_preset(spec.preset)
         config = base.replace(spec.overrides) if spec.overrides else base
         # Workload.instance's contract: ValueError (IsaError, ConfigError included) for values it refuses
-        instance = workload.instance(spec.options, config.chip.cube_cores)
+        instance = workload.instance(spec.options, config.chip.cube_cores, config)
     except ValueError as err:
         return _failed(str(err))
     values = instance.inputs() if spec.numerics else None
