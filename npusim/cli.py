@@ -38,6 +38,8 @@ from npusim.inputs import load_inputs, random_inputs
 from npusim.report import compare_table, summary
 from npusim.results import Result, core_order
 from npusim.simulate import simulate
+from npusim.validation import ValidationError
+from npusim.validation import command as validate
 from programs import registry  # the CLI is the one place npusim loads programs
 
 
@@ -189,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_compare_command(sub)
     _add_sweep_command(sub)
     _add_asm_command(sub)
+    validate.add_parser(sub)
     presets = _command(sub, "presets", "list the hardware presets, or one preset's keys and values",
                        "npusim presets --keys --preset 910b3")
     presets.add_argument("--keys", action="store_true", help="print every key of --preset with its value")
@@ -709,12 +712,12 @@ def _cmd_programs(args: argparse.Namespace) -> int:
     return 0
 
 
-USER_ERRORS = (IsaError, ConfigError, UsageError, timeline.TimelineError, sweep.SweepError)
+USER_ERRORS = (IsaError, ConfigError, UsageError, timeline.TimelineError, sweep.SweepError, ValidationError)
 """The project's errors that name a user's mistake (SyncError and DeadlockError are IsaErrors). Any
 other exception is a bug and keeps its traceback, a KeyError or OSError included."""
 
 _COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "sweep": _cmd_sweep, "asm": _cmd_asm,
-             "presets": _cmd_presets, "programs": _cmd_programs}
+             "validate": validate.run, "presets": _cmd_presets, "programs": _cmd_programs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -250,7 +250,7 @@ def gemm_rows(cores: int = 24) -> list[Measurement]:
             return _PTO_GEMM_SOURCE.format(n=n, column=column, value=value)
 
         out += [
-            Measurement(f"GEMM fp16 {n}^3 on {cores} cube cores, time", "GEMM", ms * 1000, "us",
+            Measurement(f"GEMM fp16 {n}^3 on {cores} cube cores, time", "GEMM", round(ms * 1000, 9), "us",
                         GEMM_TOLERANCE, source("Execution time (ms)", f"{ms:.4f}"), Gemm(n, cores, "us")),
             Measurement(f"GEMM fp16 {n}^3, cube (M) busy share (TMATMUL)", "GEMM", cube, "%", GEMM_TOLERANCE,
                         source("TMATMUL (Cube) Ratio", f"{cube}%"), Gemm(n, cores, "M")),
