@@ -30,6 +30,7 @@ from isa import (
 from isa.check import CheckError
 from isa.interpret import interpret
 from npusim import DeadlockError, load_preset, simulate
+from npusim.config import VectorOp
 from npusim.flags import SyncError
 from programs import matmul, tile_matmul
 
@@ -55,8 +56,10 @@ def occ_load(nbytes: int) -> int:
     return math.ceil(nbytes / M2.gm_to_l1_bytes_per_cycle)
 
 
-def vec_occ(per_repeat: float, nbytes: int) -> int:
-    return V.startup_cycles + math.ceil(math.ceil(nbytes / V.bytes_per_repeat) * per_repeat)
+def vec_occ(op: VectorOp, rows: int, nbytes: int) -> int:
+    """A whole-tile vector op: startup + rows x row_cycles + ceil(bytes / 256) repeats x repeat_cycles."""
+    repeats = math.ceil(nbytes / V.bytes_per_repeat)
+    return math.ceil(op.startup_cycles + rows * op.row_cycles + repeats * op.repeat_cycles - 1e-9)
 
 
 def test_one_load_ends_at_issue_plus_latency_plus_bytes_over_bandwidth():
@@ -115,7 +118,8 @@ def test_barrier_makes_a_pipe_wait_for_its_own_earlier_results():
     assert plain.start[1] == plain.busy_end[0]  # same-pipe instructions do not interlock
     fenced = run(add, Barrier(Pipe.V), exp).traces[0]
     assert fenced.start[2] == fenced.end[0] == fenced.busy_end[0] + V.latency_cycles
-    assert fenced.busy_end[0] - fenced.start[0] == vec_occ(V.binary, 32768)
+    # fp32 [64, 128]: 32.5 + 64 x 0.5 + 128 repeats x 2 = 320.5, so 321 cycles on 910b2
+    assert fenced.busy_end[0] - fenced.start[0] == vec_occ(V.binary, 64, 32768) == 321
 
 
 def test_barrier_all_drains_every_pipe_before_issuing_more():
@@ -203,7 +207,7 @@ def test_results_report_seconds_busy_and_records():
 def test_a_kernel_without_gm_runs_alone_and_one_with_gm_needs_its_tensors():
     add = VecBinary(BinaryOp.ADD, UB[1], UB[0], UB[0])
     assert simulate(Kernel("v", (add,)), CFG, numerics=False).cycles == FE.issue_cycles + vec_occ(
-        V.binary, 32768) + V.latency_cycles
+        V.binary, 64, 32768) + V.latency_cycles
     with pytest.raises(Exception, match="needs its tensors"):
         simulate(Kernel("g", (load(0),)), CFG)
 

@@ -43,12 +43,12 @@ def test_a_full_queue_behind_a_blocked_wait_deadlocks_and_names_the_front_end_an
 def test_with_room_in_the_queue_the_loads_wait_for_the_flag_and_finish():
     t = simulate(KERNEL, CFG.replace({"frontend.queue_depth": 3}), numerics=False).traces[0]
     # Issue one a cycle from 201: the vcopy (instruction 4) at 205 starts on an idle V and holds it
-    # for 16 + 4096/256 repeats x 1 = 32 cycles, done 8 later; the set_flag fires at
-    # max(237, 245) + flag_cycles 4 = 249 and releases MTE2. Then three loads of 4096 B into UB,
-    # ceil(4096 / 110) = 38 cycles each back to back, the last one landing 200 cycles after its bytes.
-    vcopy_busy_end = 205 + 16 + 16
+    # for startup 21 + 16 rows x 0 + 4096/256 = 16 repeats x 1 = 37 cycles, done 8 later; the set_flag
+    # fires at max(242, 250) + flag_cycles 4 = 254 and releases MTE2. Then three loads of 4096 B into
+    # UB, ceil(4096 / 124) = 34 cycles each back to back, the last one landing 180 cycles after its bytes.
+    vcopy_busy_end = 205 + 21 + 16
     fire = max(vcopy_busy_end, vcopy_busy_end + 8) + 4
     assert (t.start[4], t.busy_end[4], t.end[4]) == (205, vcopy_busy_end, vcopy_busy_end + 8)
     assert t.end[0] == fire and t.released_by[0] == 5
-    assert list(t.start[1:4]) == [fire, fire + 38, fire + 2 * 38]
-    assert t.last_cycle == fire + 3 * 38 + 200
+    assert list(t.start[1:4]) == [fire, fire + 34, fire + 2 * 34]
+    assert t.last_cycle == fire + 3 * 34 + 180
