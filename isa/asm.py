@@ -157,6 +157,7 @@ _SPACES = {s.value: s for s in Space if s is not Space.GM}
 _DTYPES = {d.value: d for d in DType}
 _PIPES = {p.value: p for p in Pipe}
 _ROLES = {r.value: r for r in Role}
+_NO_L2 = "nol2"  # the per-tensor L2 cache hint: read-once data that should bypass L2
 _KINDS = {k.value: k for k in CoreKind}
 
 
@@ -388,7 +389,8 @@ def parse_instruction(line: str, lineno: int = 1, source: str = "<asm>") -> Inst
 
 
 def format_tensor(t: Tensor) -> str:
-    return f".tensor {t.name} {t.dtype.value}[{','.join(map(str, t.shape))}] {t.role.value}"
+    hint = "" if t.l2 else f" {_NO_L2}"
+    return f".tensor {t.name} {t.dtype.value}[{','.join(map(str, t.shape))}] {t.role.value}{hint}"
 
 
 def format_program(program: Program) -> str:
@@ -428,8 +430,11 @@ def _parse_tensor(ln: _Line) -> Tensor:
     if any(d <= 0 for d in shape):
         ln.fail(f"tensor dimensions must be positive, found {list(shape)}", col)
     role = ln.choice(_ROLES, "a role")
+    l2 = True
+    if ln.peek().kind != "end":
+        l2 = ln.choice({_NO_L2: False}, "the L2 cache hint or end of line")
     ln.done()
-    return Tensor(name, dtype, shape, role)
+    return Tensor(name, dtype, shape, role, l2)
 
 
 def parse_program(text: str, source: str = "<asm>") -> Program:

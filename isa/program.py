@@ -29,6 +29,7 @@ class Tensor:
     dtype: DType
     shape: tuple[int, ...]
     role: Role = Role.INPUT
+    l2: bool = True  # the per-tensor L2 cache hint: False keeps read-once data out of L2 (it bypasses it)
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():

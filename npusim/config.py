@@ -111,32 +111,47 @@ class Fixpipe:
 
 @dataclass(frozen=True)
 class Cube:
-    """The cube unit: one m0 x k0 x n0 fractal per cycle, k0 = k0_bytes / element size."""
+    """The cube unit: one m0 x k0 x n0 fractal step per cycle (fp32: fp32_step_cycles), k0 = k0_bytes / size.
+    """
 
     m0: int
     n0: int
-    k0_bytes: int  # 32: 16 fp16/bf16 elements, 32 int8, 8 fp32 (so fp32 runs at half rate)
+    k0_bytes: int  # 32: 16 fp16/bf16 elements, 32 int8, 8 fp32
+    fp32_step_cycles: int  # cycles per fractal step with fp32 inputs (1 for the others)
     startup_cycles: int  # per mmad, occupies the pipe
     latency_cycles: int  # pipeline drain after the last fractal, does not occupy the pipe
 
 
 @dataclass(frozen=True)
+class VectorOp:
+    """One family of vector instructions: startup + rows x row_cycles + repeats x repeat_cycles.
+
+    Repeats are the largest operand's 256-byte repeats, counted per row for row-wise families
+    (reductions and row expansions each take every row in its own repeats).
+    """
+
+    startup_cycles: float
+    repeat_cycles: float
+    row_cycles: float
+
+
+@dataclass(frozen=True)
 class Vector:
-    """The vector unit: an op takes startup + repeats x cycles-per-repeat; a repeat is 256 bytes."""
+    """The vector unit: an op's occupancy by family (`VectorOp`); a repeat is `bytes_per_repeat` bytes."""
 
     bytes_per_repeat: int
-    startup_cycles: int
     latency_cycles: int
-    binary: float  # vadd vsub vmul vmax vmin
-    div: float  # vdiv
-    scalar: float  # vadds vmuls vmaxs vmins
-    exp: float
-    copy: float
-    cast: float
-    dup: float
-    fillpad: float
-    reduce: float  # vrowmax vrowsum, per repeat of the source
-    rowexpand: float  # vrowexpandsub / mul / div
+    binary: VectorOp  # vadd vsub vmul vmax vmin
+    div: VectorOp  # vdiv
+    scalar: VectorOp  # vadds vmuls vmaxs vmins
+    exp: VectorOp
+    copy: VectorOp
+    cast: VectorOp
+    dup: VectorOp
+    fillpad: VectorOp
+    rowmax: VectorOp  # vrowmax, per row of the source
+    rowsum: VectorOp  # vrowsum, per row of the source
+    rowexpand: VectorOp  # vrowexpandsub / mul / div, per row
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,7 @@ class L2:
     line_bytes: int
     bandwidth_gbps: float
     hit_latency_cycles: int  # replaces the DMA engine's latency_cycles on a hit
+    hints: bool  # honour the tensors' L2 cache hints (false: every tensor is cached, a what-if)
 
 
 @dataclass(frozen=True)
@@ -256,6 +272,7 @@ _POSITIVE = frozenset({
     "l1_align", "l0a_align", "l0b_align", "l0c_align", "ub_align", "event_ids", "gm_to_l1_bytes_per_cycle",
     "gm_to_ub_bytes_per_cycle", "burst_bytes", "l1_to_l0a_bytes_per_cycle", "l1_to_l0b_bytes_per_cycle",
     "ub_to_gm_bytes_per_cycle", "l0c_to_gm_bytes_per_cycle", "m0", "n0", "k0_bytes", "bytes_per_repeat",
+    "fp32_step_cycles",
     "bandwidth_gbps", "capacity_bytes", "line_bytes",
 })
 

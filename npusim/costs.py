@@ -11,11 +11,14 @@ its result is written and flags waiting on it may fire); latency >= occupancy. F
   neither. `npusim.memsys` owns all GM timing: the path's rate shared with every other core, L2
   hits, the per-row cost and the latency.
 - MTE1 move: occupancy = bytes / L1->L0A or L1->L0B bandwidth; latency adds mte1.latency_cycles.
-- mmad: occupancy = startup + ceil(M/m0) * ceil(K/k0) * ceil(N/n0) with k0 = k0_bytes / element
-  size, at least 1 (16 for fp16/bf16, 32 for int8, 8 for fp32: half rate); latency adds
-  cube.latency_cycles.
-- vector: occupancy = startup + repeats x cycles-per-repeat of the op, where repeats = the largest
-  operand's bytes / bytes_per_repeat, rounded up; latency adds vector.latency_cycles.
+- mmad: occupancy = startup + step x ceil(M/m0) * ceil(K/k0) * ceil(N/n0) with k0 = k0_bytes /
+  element size, at least 1 (16 for fp16/bf16, 32 for int8, 8 for fp32) and step = 1 cycle, or
+  cube.fp32_step_cycles for fp32 inputs (fp32 at a quarter of the fp16 rate on the 910B); latency
+  adds cube.latency_cycles.
+- vector: occupancy = startup + rows x row_cycles + repeats x repeat_cycles of the op's family
+  (`config.vector.<family>`), over the largest operand: repeats = its bytes / bytes_per_repeat,
+  rounded up over the whole tile, or per row for row-wise families (vrowmax, vrowsum,
+  vrowexpand*); latency adds vector.latency_cycles.
 - set_flag, wait_flag, barrier: no cost of their own; the engine times them (flag_cycles).
 """
 
@@ -39,6 +42,7 @@ from isa.instructions import (
     Load,
     Mmad,
     Move,
+    ReduceOp,
     RowExpand,
     RowReduce,
     SetFlag,
@@ -52,7 +56,7 @@ from isa.instructions import (
 from isa.program import Tensor
 from isa.regions import GmRegion, Tile
 from isa.types import DType, Space
-from npusim.config import HardwareConfig
+from npusim.config import HardwareConfig, Vector, VectorOp
 
 
 class GmPath(enum.Enum):
@@ -170,18 +174,28 @@ def _mmad(i: Mmad, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
     (m, k), n = i.a.shape, i.b.shape[1]
     k0 = cube_k0(c, i.a.dtype)
     fractals = math.ceil(m / cube.m0) * math.ceil(k / k0) * math.ceil(n / cube.n0)
-    occ = cube.startup_cycles + fractals
+    step = cube.fp32_step_cycles if i.a.dtype is DType.FP32 else 1
+    occ = cube.startup_cycles + step * fractals
     return Cost(occ, occ + cube.latency_cycles, flops=2 * m * k * n)
 
 
-def _vector_cost(cycles_per_repeat: Callable[[Any, HardwareConfig], float]) -> Callable[..., Cost]:
-    """The cost function of a vector instruction whose op costs `cycles_per_repeat(instr, config)`."""
+def _vector_cost(family: Callable[[Any, Vector], VectorOp], by_row: bool = False) -> Callable[..., Cost]:
+    """The cost function of a vector instruction of the op family `family(instr, config.vector)`.
+
+    Repeats are the largest operand's bytes over bytes_per_repeat, rounded up over the whole tile,
+    or, `by_row`, per row (a row-wise op takes every row in repeats of its own).
+    """
 
     def cost(i: Instruction, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
         v = c.vector
-        largest = max(r.nbytes for r in (*i.reads, *i.writes))
-        repeats = math.ceil(largest / v.bytes_per_repeat)
-        occ = v.startup_cycles + cycles(repeats * cycles_per_repeat(i, c))
+        op = family(i, v)
+        largest = max((*i.reads, *i.writes), key=lambda r: r.nbytes)
+        rows, row_bytes = largest.shape[0], largest.nbytes // largest.shape[0]
+        if by_row:
+            repeats = rows * math.ceil(row_bytes / v.bytes_per_repeat)
+        else:
+            repeats = math.ceil(largest.nbytes / v.bytes_per_repeat)
+        occ = cycles(op.startup_cycles + rows * op.row_cycles + repeats * op.repeat_cycles)
         dst = i.writes[0]
         return Cost(occ, occ + v.latency_cycles, flops=dst.shape[0] * dst.shape[1])
 
@@ -198,14 +212,14 @@ COSTS: dict[type[Instruction], Callable[..., Cost]] = {
     Mmad: _mmad,
     Fixpipe: _fixpipe,
     Store: _store,
-    VecBinary: _vector_cost(lambda i, c: c.vector.div if i.op is BinaryOp.DIV else c.vector.binary),
-    VecScalar: _vector_cost(lambda i, c: c.vector.scalar),
-    VecUnary: _vector_cost(lambda i, c: c.vector.exp if i.op is UnaryOp.EXP else c.vector.copy),
-    RowReduce: _vector_cost(lambda i, c: c.vector.reduce),
-    RowExpand: _vector_cost(lambda i, c: c.vector.rowexpand),
-    Cast: _vector_cost(lambda i, c: c.vector.cast),
-    Dup: _vector_cost(lambda i, c: c.vector.dup),
-    FillPad: _vector_cost(lambda i, c: c.vector.fillpad),
+    VecBinary: _vector_cost(lambda i, v: v.div if i.op is BinaryOp.DIV else v.binary),
+    VecScalar: _vector_cost(lambda i, v: v.scalar),
+    VecUnary: _vector_cost(lambda i, v: v.exp if i.op is UnaryOp.EXP else v.copy),
+    RowReduce: _vector_cost(lambda i, v: v.rowmax if i.op is ReduceOp.MAX else v.rowsum, by_row=True),
+    RowExpand: _vector_cost(lambda i, v: v.rowexpand, by_row=True),
+    Cast: _vector_cost(lambda i, v: v.cast),
+    Dup: _vector_cost(lambda i, v: v.dup),
+    FillPad: _vector_cost(lambda i, v: v.fillpad),
     SetFlag: _sync,
     WaitFlag: _sync,
     Barrier: _sync,

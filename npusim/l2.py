@@ -8,11 +8,19 @@ it. That is exact LRU when no line is touched twice in between; re-touches count
 model errs towards misses. Reads and writes both allocate their lines, so data written by one task
 and soon read by another comes from L2. Residency is decided when a transfer starts, for all its
 lines at once.
+
+L2 is write-back, as Huawei documents for the 910B (CANN Ascend C best practices, "Setting a Proper
+L2 CacheMode"): a write marks its lines dirty and costs HBM nothing then; a dirty line costs HBM
+its bytes when it is evicted, and the transfer whose touch evicts it pays for that write-back.
+A tensor marked `l2 = False` (the per-tensor cache hint, `Tensor.l2`) bypasses L2: its reads never
+hit and allocate nothing, its writes go straight to HBM; `l2.hints = false` ignores the marks.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,13 +31,24 @@ from npusim.config import HardwareConfig
 _NEVER = -(1 << 62)  # the stamp of a line never touched: never resident
 
 
+class Touch(NamedTuple):
+    """What one transfer found in L2: the fraction of its lines resident, the bytes it wrote back."""
+
+    hit_fraction: float
+    writeback_bytes: int
+    cached: bool  # False for a tensor that bypasses L2
+
+
+_BYPASS = Touch(0.0, 0, False)
+
+
 class L2Lines:
     """Which L2 lines each GM region covers, and which of them are resident when it is touched."""
 
     def __init__(self, config: HardwareConfig, tensors: Sequence[Tensor]) -> None:
         line = config.l2.line_bytes
         self._line = line
-        self._capacity_lines = config.l2.capacity_bytes / line
+        self._capacity_lines = config.l2.capacity_bytes // line
         self._layout: dict[str, tuple[int, Tensor]] = {}
         address = 0
         for t in tensors:
@@ -45,12 +64,18 @@ class L2Lines:
         self._by_id: dict[int, tuple[GmRegion, int]] = {}
         self._lines: list[np.ndarray] = []
         self._base: list[int] = []
-        self._dirty: list[bool] = []
+        self._deferred: list[bool] = []
         # Regions that share a line form a group (union-find, `_parent`); `_group` holds, per line,
         # a region that covers it; `_pending`, per group root, the regions with unwritten stamps.
         self._parent: list[int] = []
         self._group = np.full(len(self._last_touch), -1, dtype=np.int64)
         self._pending: dict[int, list[int]] = {}
+        # Write-back: which lines hold data not yet in HBM, and the touches that left lines dirty,
+        # oldest first, as [counter at the touch, region code, lines of it already retired].
+        self._dirty_lines = np.zeros(len(self._last_touch), dtype=bool)
+        self._ndirty = 0
+        self._dirty_touches: deque[list[int]] = deque()
+        self._bypass = frozenset(t.name for t in tensors if not t.l2) if config.l2.hints else frozenset()
 
     def base(self, tensor: str) -> int:
         """The GM byte address where `tensor` starts."""
@@ -71,7 +96,7 @@ class L2Lines:
             code = self._codes[region] = len(self._lines)
             self._lines.append(lines)
             self._base.append(_NEVER)
-            self._dirty.append(False)
+            self._deferred.append(False)
             self._parent.append(code)
             # Join every group that shares a line with this region: this region becomes their root.
             owners = self._group[lines]
@@ -136,8 +161,8 @@ class L2Lines:
             raise KeyError(f"no GM tensor {tensor!r}; declared: {', '.join(self._layout) or 'none'}")
         return entry
 
-    def touch(self, region: GmRegion) -> float:
-        """Touch the region's lines (in order) and return the fraction that was resident just before.
+    def touch(self, region: GmRegion, write: bool = False) -> Touch:
+        """Touch the region's lines (in order): how many were resident just before, what it evicted.
 
         Line i of this transfer gets stamp counter + i. It was resident if fewer than capacity lines
         were touched since its last stamp (earlier lines of this transfer count too, so a region
@@ -150,6 +175,8 @@ class L2Lines:
         checked one by one. Deferred stamps are newer than every written stamp of their group, so
         the result is the same as stamping every line at every touch.
         """
+        if region.tensor in self._bypass:
+            return _BYPASS
         code = self._code(region)
         lines = self._lines[code]
         n, counter = len(lines), self._counter
@@ -163,15 +190,52 @@ class L2Lines:
             resident = int(np.count_nonzero(self._last_touch[lines] - self._ramp_of(n) > threshold))
         self._base[code] = counter
         self._counter = counter + n
-        if not self._dirty[code]:
-            self._dirty[code] = True
+        if not self._deferred[code]:
+            self._deferred[code] = True
             root = self._find(code)
             pending = self._pending.get(root)
             if pending is None:
                 self._pending[root] = [code]
             else:
                 pending.append(code)
-        return resident / n
+        if write:
+            fresh = n - int(np.count_nonzero(self._dirty_lines[lines]))
+            self._dirty_lines[lines] = True
+            self._ndirty += fresh
+            self._dirty_touches.append([counter, code, 0])
+        elif self._ndirty and self._dirty_lines[lines].any():  # dirty lines stay dirty, now younger
+            self._dirty_touches.append([counter, code, 0])
+        written_back = self._evict(counter + n - 1 - self._capacity_lines) if self._ndirty else 0
+        return Touch(resident / n, written_back * self._line, True)
+
+    def _evict(self, threshold: int) -> int:
+        """Retire the dirty lines whose stamp is at or below `threshold` (no longer resident): how
+        many were still dirty and untouched since, and so are written back now."""
+        touches, written = self._dirty_touches, 0
+        while touches and touches[0][0] + touches[0][2] <= threshold:
+            entry = touches[0]
+            base, code, first = entry
+            lines = self._lines[code]
+            last = min(len(lines), threshold - base + 1)
+            self._write_stamps(self._find(code))
+            retired = lines[first:last]
+            # A line touched again since has a newer stamp: that touch decides its fate.
+            untouched = self._last_touch[retired] == base + self._ramp_of(last)[first:last]
+            gone = retired[untouched & self._dirty_lines[retired]]
+            if len(gone):
+                self._dirty_lines[gone] = False
+                self._ndirty -= len(gone)
+                written += len(gone)
+            if last < len(lines):
+                entry[2] = last
+                break
+            touches.popleft()
+        return written
+
+    @property
+    def dirty_bytes(self) -> int:
+        """Bytes in L2 not yet written back to HBM."""
+        return self._ndirty * self._line
 
     def _ramp_of(self, n: int) -> np.ndarray:
         if n > len(self._ramp):
@@ -183,9 +247,9 @@ class L2Lines:
         pending = self._pending.pop(root, None)
         if not pending:
             return
-        base, lines, dirty = self._base, self._lines, self._dirty
+        base, lines, deferred = self._base, self._lines, self._deferred
         pending.sort(key=base.__getitem__)
         for code in pending:
             ls = lines[code]
             self._last_touch[ls] = self._ramp_of(len(ls)) + base[code]
-            dirty[code] = False
+            deferred[code] = False

@@ -7,7 +7,9 @@ the data has landed (`GmTiming`), and nothing else in the simulator times GM.
 - Bytes: a transfer moves its bytes at most at its path's rate (`cap`, bytes per cycle); at any
   moment each active transfer (a `Flow`) gets a max-min fair rate given two shared resources, HBM
   and L2 (bandwidth_gbps / clock_ghz bytes per cycle each). A read with hit fraction h (`npusim.l2`)
-  puts h of its rate on L2 and 1 - h on HBM; a write puts all of it on HBM (write-through).
+  puts h of its rate on L2 and 1 - h on HBM; a write puts all of it on L2 (write-back), and a
+  transfer whose touch evicts dirty lines also puts their bytes on HBM. A tensor that bypasses L2
+  (its cache hint) reads and writes HBM only.
 - Then the path's per-row cost for a region whose rows are not contiguous in GM: the engine is
   busy until `occupied` = last byte + ceil(rows x row_cycles).
 - Then the latency: the path's latency_cycles, or l2.hit_latency_cycles for a read whose every line
@@ -55,21 +57,29 @@ class GmTiming(NamedTuple):
     done: int
 
 
+class Use(NamedTuple):
+    """What one transfer asks of the shared resources, per byte it moves."""
+
+    hit_fraction: float  # of its lines resident in L2 when it started
+    on_hbm: float  # HBM bytes: missed reads, bypassed writes, and dirty lines it evicted (may exceed 1)
+    on_l2: float  # L2 bytes: hits, and writes into L2
+
+
 class Flow:
     """One GM transfer: its completion event, whether it hit in L2, and when it ended.
 
     While it is in flight, its rate and the bytes it has left live in the MemorySystem's arrays.
     """
 
-    __slots__ = ("region", "write", "nbytes", "cap", "hit", "hit_fraction", "done", "end", "hbm_share",
+    __slots__ = ("region", "write", "nbytes", "cap", "hit", "hit_fraction", "done", "end", "on_hbm", "on_l2",
                  "after", "timing")
 
     def __init__(self, env: simpy.Environment, region: GmRegion, write: bool, nbytes: float, cap: float,
-                 hit_fraction: float) -> None:
+                 use: Use) -> None:
         self.region, self.write, self.nbytes, self.cap = region, write, float(nbytes), float(cap)
-        self.hit = hit_fraction == 1.0  # every line of the region was resident
-        self.hit_fraction = hit_fraction  # resident lines / lines of the region
-        self.hbm_share = 1.0 if write else 1.0 - hit_fraction  # of its rate; the rest is served by L2
+        self.hit = use.hit_fraction == 1.0 and not write  # every line of the region was resident
+        self.hit_fraction = use.hit_fraction  # resident lines / lines of the region
+        self.on_hbm, self.on_l2 = use.on_hbm, use.on_l2  # HBM and L2 bytes per byte it moves
         self.done: simpy.Event = env.event()  # succeeds, with the flow, when the last byte arrives
         self.end: float | None = None
         self.after: tuple[int, int] = (0, 0)  # cycles of per-row cost, then of latency, after the bytes
@@ -95,16 +105,21 @@ class MemorySystem:
         self._flows: list[Flow] = []  # active, in start order: ties and iteration are deterministic
         # The active flows' state as arrays, in the order of `_flows`: many flows share HBM at once,
         # and each start or end updates all of them.
-        self._cap = self._share = self._left = self._rate = np.empty(0)
+        self._cap = self._on_hbm = self._on_l2 = self._left = self._rate = np.empty(0)
         self._updated = env.now  # when `_left` (bytes each flow has left) was last brought up to date
         self._version = 0  # of the live timeout; an older one firing is ignored
         self._wake_at: float | None = None
         self.read_bytes = self.write_bytes = 0.0
         self.hbm_read_bytes = self.hbm_write_bytes = self.l2_hit_bytes = 0.0
+        self.l2_write_bytes = self.writeback_bytes = 0.0  # writes kept in L2; dirty lines evicted to HBM
         self.transfers = self.hits = 0
         self.last_done: float = env.now
         self.timeline: list[tuple[float, float]] = [(env.now, 0.0)]  # (cycle, HBM bytes per cycle)
-        self.uncontended = peak_demand <= min(self.hbm_bytes_per_cycle, self.l2_bytes_per_cycle)
+        # A write-back adds at most the evicting transfer's own lines to HBM: where dirty lines may be
+        # evicted (more GM than L2 holds), a flow may ask HBM for up to twice its rate.
+        hbm_demand = peak_demand * (2.0 if self.l2.gm_bytes > config.l2.capacity_bytes else 1.0)
+        self.uncontended = (hbm_demand <= self.hbm_bytes_per_cycle
+                            and peak_demand <= self.l2_bytes_per_cycle)
         self._changes: list[tuple[float, float]] = []  # uncontended: (cycle, HBM rate change)
 
     # --- transfers ------------------------------------------------------------------------------
@@ -118,17 +133,17 @@ class MemorySystem:
         if nbytes < 0 or cap <= 0:
             raise ValueError(f"a transfer needs nbytes >= 0 and cap > 0 bytes per cycle, "
                              f"got {nbytes} and {cap}")
-        fraction = self._account(region, write, nbytes)
-        flow = Flow(self.env, region, write, nbytes, cap, fraction)
+        flow = Flow(self.env, region, write, nbytes, cap, self._account(region, write, nbytes))
         if self.uncontended:
-            cycles = self._at_cap(nbytes, cap, flow.hbm_share)
+            cycles = self._at_cap(nbytes, cap, flow.on_hbm)
             flow.end = self.env.now + cycles
             flow.done = self.env.timeout(cycles, value=flow)
             return flow
         self._advance()
         self._flows.append(flow)
         self._cap = np.append(self._cap, flow.cap)
-        self._share = np.append(self._share, flow.hbm_share)
+        self._on_hbm = np.append(self._on_hbm, flow.on_hbm)
+        self._on_l2 = np.append(self._on_l2, flow.on_l2)
         self._left = np.append(self._left, flow.nbytes)
         self._update()
         return flow
@@ -146,35 +161,43 @@ class MemorySystem:
             flow = self.transfer(transfer.region, write, transfer.moved, cap)
             flow.after = (overhead, latency if write or not flow.hit else self._hit_latency)
             return GmTiming(flow.done, -1, -1)
-        fraction = self._account(transfer.region, write, transfer.moved)
-        moved = self._at_cap(transfer.moved, cap, 1.0 if write else 1.0 - fraction)
+        use = self._account(transfer.region, write, transfer.moved)
+        moved = self._at_cap(transfer.moved, cap, use.on_hbm)
         occupied = self.env.now + moved + overhead
-        hit = fraction == 1.0 and not write
+        hit = use.hit_fraction == 1.0 and not write
         return GmTiming(None, occupied, occupied + (self._hit_latency if hit else latency))
 
-    def _account(self, region: GmRegion, write: bool, nbytes: float) -> float:
-        """Touch the region's lines and count its bytes; returns the fraction that hit in L2."""
-        fraction = self.l2.touch(region)
+    def _account(self, region: GmRegion, write: bool, nbytes: float) -> Use:
+        """Touch the region's lines in L2 and count its bytes: what it asks of HBM and L2."""
+        touch = self.l2.touch(region, write)
         self.transfers += 1
-        if fraction == 1.0:
-            self.hits += 1
+        wb = touch.writeback_bytes
+        self.hbm_write_bytes += wb
+        self.writeback_bytes += wb
+        extra = wb / nbytes if nbytes else 0.0
         if write:
             self.write_bytes += nbytes
-            self.hbm_write_bytes += nbytes
-        else:
-            self.read_bytes += nbytes
-            self.hbm_read_bytes += nbytes * (1.0 - fraction)
-            self.l2_hit_bytes += nbytes * fraction
-        return fraction
+            if not touch.cached:
+                self.hbm_write_bytes += nbytes
+                return Use(0.0, 1.0, 0.0)
+            self.l2_write_bytes += nbytes
+            return Use(touch.hit_fraction, extra, 1.0)
+        fraction = touch.hit_fraction
+        if fraction == 1.0:
+            self.hits += 1
+        self.read_bytes += nbytes
+        self.hbm_read_bytes += nbytes * (1.0 - fraction)
+        self.l2_hit_bytes += nbytes * fraction
+        return Use(fraction, 1.0 - fraction + extra, fraction)
 
-    def _at_cap(self, nbytes: float, cap: float, hbm_share: float) -> int:
+    def _at_cap(self, nbytes: float, cap: float, on_hbm: float) -> int:
         """Cycles of a transfer that runs at its cap throughout; notes its HBM rate for the timeline."""
         cycles = max(0, math.ceil(nbytes / cap - _EPS_CYCLES))
         now = self.env.now
         if now + cycles > self.last_done:
             self.last_done = now + cycles
-        if hbm_share:
-            rate = cap * hbm_share
+        if on_hbm:
+            rate = cap * on_hbm
             self._changes += ((now, rate), (now + cycles, -rate))
         return cycles
 
@@ -197,19 +220,20 @@ class MemorySystem:
             self.last_done = now
             keep = ~finished
             self._flows = [f for f, k in zip(self._flows, keep.tolist(), strict=True) if k]
-            left, self._cap, self._share = left[keep], self._cap[keep], self._share[keep]
+            left, self._cap = left[keep], self._cap[keep]
+            self._on_hbm, self._on_l2 = self._on_hbm[keep], self._on_l2[keep]
         self._left = left
 
     def _update(self) -> None:
         """Recompute the rates of the active flows and keep one timeout at the earliest completion."""
-        flows, cap, share = self._flows, self._cap, self._share
-        on_hbm, on_l2 = float(cap @ share), float(cap @ (1.0 - share))
-        if on_hbm <= self.hbm_bytes_per_cycle and on_l2 <= self.l2_bytes_per_cycle:
+        flows, cap, on_hbm, on_l2 = self._flows, self._cap, self._on_hbm, self._on_l2
+        if float(cap @ on_hbm) <= self.hbm_bytes_per_cycle and float(cap @ on_l2) <= self.l2_bytes_per_cycle:
             rate = cap  # nothing saturates (the common case): every flow at its own cap
         else:
-            rate = np.asarray(fair_rates(cap, share, self.hbm_bytes_per_cycle, self.l2_bytes_per_cycle))
+            rate = np.asarray(fair_rates(cap, on_hbm, self.hbm_bytes_per_cycle, self.l2_bytes_per_cycle,
+                                         on_l2))
         self._rate = rate
-        self._record(float(rate @ share))
+        self._record(float(rate @ on_hbm))
         if not flows:
             self._version += 1
             self._wake_at = None
@@ -292,14 +316,19 @@ class MemorySystem:
             "hbm_read_bytes": self.hbm_read_bytes,
             "hbm_write_bytes": self.hbm_write_bytes,
             "l2_hit_bytes": self.l2_hit_bytes,
+            "l2_write_bytes": self.l2_write_bytes,
+            "writeback_bytes": self.writeback_bytes,
+            "l2_dirty_bytes": self.l2.dirty_bytes,
             "l2_hit_rate": self.l2_hit_bytes / self.read_bytes if self.read_bytes else 0.0,
             "peak_hbm_bytes_per_cycle": self.peak_hbm_bytes_per_cycle(),
             "peak_hbm_gbps": self.gbps(self.peak_hbm_bytes_per_cycle()),
         }
 
 
-def fair_rates(caps: Sequence[float], hbm_shares: Sequence[float], hbm: float, l2: float) -> list[float]:
-    """Max-min fair rates for flows that each put `hbm_share` of their rate on HBM and the rest on L2.
+def fair_rates(caps: Sequence[float], on_hbm: Sequence[float], hbm: float, l2: float,
+               on_l2: Sequence[float] | None = None) -> list[float]:
+    """Max-min fair rates for flows that each use `on_hbm` HBM bytes and `on_l2` L2 bytes per byte
+    they move (`on_l2` defaults to the rest of each byte: 1 - on_hbm).
 
     Progressive filling: raise every unfrozen flow's rate together; a flow freezes at its cap, and
     every unfrozen flow using a resource freezes when that resource saturates.
@@ -308,12 +337,12 @@ def fair_rates(caps: Sequence[float], hbm_shares: Sequence[float], hbm: float, l
     if n == 0:
         return []
     cap = np.asarray(caps, dtype=np.float64)
-    on_hbm = np.asarray(hbm_shares, dtype=np.float64)
-    on_l2 = 1.0 - on_hbm
+    hbm_use = np.asarray(on_hbm, dtype=np.float64)
+    l2_use = 1.0 - hbm_use if on_l2 is None else np.asarray(on_l2, dtype=np.float64)
     rate = np.zeros(n)
     free = np.ones(n, dtype=bool)
     left = {"hbm": hbm, "l2": l2}
-    use = {"hbm": on_hbm, "l2": on_l2}
+    use = {"hbm": hbm_use, "l2": l2_use}
     size = dict(left)
     while free.any():
         step = float((cap - rate)[free].min())

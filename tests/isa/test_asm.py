@@ -163,3 +163,14 @@ def test_program_name_defaults_to_file_stem_and_directive_wins():
     body = ".kernel k\n    barrier ALL\n"
     assert parse_program(body, "dir/tile.s").name == "tile"
     assert parse_program(".program main\n" + body, "dir/tile.s").name == "main"
+
+
+def test_the_l2_cache_hint_round_trips_and_a_misspelt_one_names_the_choice():
+    text = (".program p\n.tensor kv bf16[4,64] input nol2\n.tensor out fp32[4,64] output\n"
+            ".kernel k\n    set_flag MTE2 MTE1 0\n    wait_flag MTE2 MTE1 0\n")
+    program = parse_program(text)
+    assert [t.l2 for t in program.tensors] == [False, True]
+    assert parse_program(format_program(program)) == program
+    expected = r"2:29: expected the L2 cache hint or end of line \(nol2\), found 'l3'"
+    with pytest.raises(AsmError, match=expected):
+        parse_program(".program p\n.tensor kv bf16[4,64] input l3\n.kernel k\n")

@@ -111,19 +111,69 @@ def test_completions_in_one_cycle_follow_start_order():
     assert log == [("b", 16), ("a", 16)]
 
 
-def test_a_read_after_a_write_hits_in_l2_at_l2s_rate():
+def test_writes_go_into_l2_and_a_read_after_them_hits_at_l2s_rate():
     t = rows("x", 8)
     ms = MemorySystem(simpy.Environment(), config(hbm=160.0, l2=40.0), [t])
-    log, flows = run(ms, [("w", 0, whole(t), True, 4096, 64.0), ("r", 64, whole(t), False, 4096, 64.0),
-                          ("w2", 200, whole(t), True, 4096, 64.0)])
-    assert not flows["w"].hit
+    log, flows = run(ms, [("w", 0, whole(t), True, 4096, 64.0), ("r", 200, whole(t), False, 4096, 64.0),
+                          ("w2", 400, whole(t), True, 4096, 64.0)])
     assert flows["r"].hit and flows["r"].hit_fraction == 1.0
-    assert log == [("w", 64), ("r", 64 + math.ceil(4096 / 40)), ("w2", 264)]  # the read: L2-bound
-    # The read costs HBM nothing; a write of resident lines still goes through to HBM (write-through).
-    assert flows["w2"].hit and ms.timeline == [(0, 64.0), (64, 0.0), (200, 64.0), (264, 0.0)]
+    # Write-back: both writes and the read move at L2's 40 B/cycle and cost HBM nothing.
+    step = math.ceil(4096 / 40)  # 103
+    assert log == [("w", step), ("r", 200 + step), ("w2", 400 + step)]
+    assert ms.timeline == [(0, 0.0)]
     s = ms.stats()
-    assert (s["hbm_read_bytes"], s["l2_hit_bytes"], s["hbm_write_bytes"]) == (0, 4096, 8192)
+    assert (s["hbm_read_bytes"], s["l2_hit_bytes"], s["hbm_write_bytes"]) == (0, 4096, 0)
+    assert (s["l2_write_bytes"], s["l2_dirty_bytes"]) == (8192, 8 * LINE)
     assert s["l2_hit_rate"] == 1.0
+
+
+def test_two_writes_share_l2_bandwidth():
+    t = rows("x", 8)
+    ms = MemorySystem(simpy.Environment(), config(hbm=160.0, l2=40.0), [t])
+    log, _ = run(ms, [("w", 0, whole(t), True, 4096, 64.0), ("r", 64, whole(t), False, 4096, 64.0)])
+    # w alone at 40 B/cycle for 64 cycles (2560 B), then both at 20: w's last 1536 B take 76.8 more.
+    assert log[0] == ("w", 64 + math.ceil(1536 / 20))
+
+
+def test_an_evicted_dirty_line_is_written_back_by_the_transfer_that_evicts_it():
+    w, r = rows("w", 4), rows("r", 4)  # 4 lines each; L2 holds 6 lines
+    ms = MemorySystem(simpy.Environment(), config(hbm=32.0, l2=4000.0, l2_lines=6), [w, r])
+    log, flows = run(ms, [("w", 0, whole(w), True, 2048, 64.0), ("r", 100, whole(r), False, 2048, 64.0)])
+    # r's 4 lines push out w's first 2: dirty, so r also moves their 1024 B to HBM, and its own
+    # 2048 missed bytes come from HBM too: 3072 HBM bytes per 2048 it moves, at 32 B/cycle.
+    assert log == [("w", math.ceil(2048 / 64)), ("r", 100 + math.ceil(3072 / 32))]
+    assert flows["r"].on_hbm == pytest.approx(1.5)
+    s = ms.stats()
+    assert (s["writeback_bytes"], s["hbm_write_bytes"], s["l2_dirty_bytes"]) == (1024, 1024, 2 * LINE)
+
+
+def test_a_dirty_line_touched_again_is_written_back_once_when_it_finally_leaves():
+    w, r = rows("w", 2), rows("r", 3)  # L2 holds 4 lines
+    ms = MemorySystem(simpy.Environment(), config(l2_lines=4), [w, r])
+    run(ms, [("w", 0, whole(w), True, 1024, 64.0), ("w_read", 100, whole(w), False, 1024, 64.0),
+             ("r1", 200, GmRegion("r", 0, 0, 2, 128, FP32), False, 1024, 64.0),
+             ("r2", 300, whole(r), False, 1536, 64.0)])
+    # Stamps: w 0-1, w_read 2-3 (w's lines, still dirty), r1 4-5, r2 6-8. A line stays while fewer than
+    # 4 touches follow it (re-touches count: the model errs towards misses), so r1 retires nothing of
+    # w (its lines were touched again at 2-3) and r2, at counter 9, retires stamps <= 4: both of w's
+    # lines, written back once each.
+    s = ms.stats()
+    assert (s["writeback_bytes"], s["l2_dirty_bytes"]) == (2 * LINE, 0)
+
+
+def test_a_tensor_that_bypasses_l2_never_hits_and_writes_straight_to_hbm():
+    kv, out = Tensor("kv", FP32, (4, 128), l2=False), rows("out", 4)
+    ms = MemorySystem(simpy.Environment(), config(hbm=32.0, l2=4000.0), [kv, out])
+    _, flows = run(ms, [("r1", 0, whole(kv), False, 2048, 64.0), ("r2", 100, whole(kv), False, 2048, 64.0),
+                        ("w", 200, whole(kv), True, 2048, 64.0)])
+    assert not flows["r2"].hit and flows["r2"].hit_fraction == 0.0
+    s = ms.stats()
+    assert (s["hbm_read_bytes"], s["hbm_write_bytes"], s["l2_write_bytes"]) == (4096, 2048, 0)
+    # The what-if: with the hints ignored, the second read hits.
+    no_hints = config(hbm=32.0, l2=4000.0).replace({"l2.hints": False})
+    ms = MemorySystem(simpy.Environment(), no_hints, [kv, out])
+    _, flows = run(ms, [("r1", 0, whole(kv), False, 2048, 64.0), ("r2", 100, whole(kv), False, 2048, 64.0)])
+    assert flows["r2"].hit
 
 
 def test_a_read_first_time_misses():
@@ -140,7 +190,8 @@ def test_a_partial_hit_splits_the_rate_between_l2_and_hbm():
     log, flows = run(ms, [("w", 0, GmRegion("x", 0, 0, 2, 128, FP32), True, 1024, 64.0),
                           ("r", 100, whole(t), False, 2048, 64.0)])
     assert flows["r"].hit_fraction == 0.5 and not flows["r"].hit
-    assert log == [("w", math.ceil(1024 / 20)), ("r", 100 + math.ceil(2048 / 40))]  # half of 40 on HBM
+    # The write goes into L2 at its cap; the read takes half of its 40 B/cycle from HBM's 20.
+    assert log == [("w", math.ceil(1024 / 64)), ("r", 100 + math.ceil(2048 / 40))]
     assert ms.timeline[-2:] == [(100, 20.0), (152, 0.0)]
     assert (ms.hbm_read_bytes, ms.l2_hit_bytes) == (1024, 1024)
 
@@ -201,7 +252,8 @@ def test_stats_add_up():
              ("r3", 200, GmRegion("b", 0, 0, 2, 128, FP32), False, 1024, 64.0)])
     s = ms.stats()
     assert (s["read_bytes"], s["write_bytes"]) == (2048 + 512 + 1024, 2048)
-    assert (s["l2_hit_bytes"], s["hbm_read_bytes"], s["hbm_write_bytes"]) == (2048 + 512, 512 + 512, 2048)
+    assert (s["l2_hit_bytes"], s["hbm_read_bytes"], s["hbm_write_bytes"]) == (2048 + 512, 512 + 512, 0)
+    assert s["l2_write_bytes"] == 2048  # write-back: still in L2
     assert s["hbm_read_bytes"] + s["l2_hit_bytes"] == s["read_bytes"]
     assert s["l2_hit_rate"] == pytest.approx(2560 / 3584)
     assert (s["transfers"], s["hit_transfers"]) == (4, 1)
@@ -241,8 +293,9 @@ def naive_lines(ms: MemorySystem, region: GmRegion, t: Tensor) -> list[int]:
 
 @settings(max_examples=60, deadline=None)
 @given(st.data())
-def test_l2_residency_equals_stamping_every_line_at_every_touch(data):
-    """The lazy stamps and the region shortcuts give the same hits as the plain per-line model."""
+def test_l2_residency_and_write_back_equal_stamping_every_line_at_every_touch(data):
+    """The lazy stamps, the region shortcuts and the queue of dirty touches give the same hits and
+    write-backs as the plain per-line model."""
     pad = Tensor("pad", DType.FP16, (data.draw(st.integers(1, 300)),))  # shifts x off line alignment
     dtype = data.draw(st.sampled_from([FP32, DType.FP16]))
     x = Tensor("x", dtype, (24, data.draw(st.sampled_from([64, 96, 128, 256, 384]))))
@@ -259,10 +312,12 @@ def test_l2_residency_equals_stamping_every_line_at_every_touch(data):
         return GmRegion("x", row, col, nrows, draw(st.integers(1, cols_total - col)), x.dtype, row_step=step)
 
     pool = data.draw(st.lists(regions(), min_size=1, max_size=6))
-    order = data.draw(st.lists(st.integers(0, len(pool) - 1), min_size=1, max_size=40))
+    touches = st.tuples(st.integers(0, len(pool) - 1), st.booleans())  # (region, is it a write)
+    order = data.draw(st.lists(touches, min_size=1, max_size=40))
     stamps: dict[int, int] = {}
+    dirty: set[int] = set()
     counter = 0
-    for i in order:
+    for i, write in order:
         region = pool[i]
         lines = naive_lines(ms, region, x)
         np.testing.assert_array_equal(ms.l2.lines_of(region), lines)
@@ -271,4 +326,12 @@ def test_l2_residency_equals_stamping_every_line_at_every_touch(data):
         for k, line in enumerate(lines):
             stamps[line] = counter + k
         counter += len(lines)
-        assert ms.l2.touch(region) == resident / len(lines)
+        if write:
+            dirty |= set(lines)
+        # Write-back: every dirty line no longer resident after this touch leaves L2 now.
+        gone = {line for line in dirty if counter - stamps[line] - 1 >= capacity}
+        dirty -= gone
+        touch = ms.l2.touch(region, write)
+        assert touch.hit_fraction == resident / len(lines)
+        assert touch.writeback_bytes == len(gone) * LINE
+        assert ms.l2.dirty_bytes == len(dirty) * LINE
