@@ -12,28 +12,29 @@ from pathlib import Path
 
 import pytest
 
+from isa import Mmad
 from programs import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 
 
-def _tool():
-    """docs/tools/transcripts.py, a script rather than a package module."""
-    name = "npusim_docs_transcripts"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / "tools" / "transcripts.py")
+def _tool(script: str):
+    """A script of docs/tools/, loaded as a module (the scripts are not a package)."""
+    name = f"npusim_docs_{script.removesuffix('.py')}"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / "tools" / script)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-transcripts = _tool()
+transcripts = _tool("transcripts.py")
 WITH_TRANSCRIPTS = [p for p in DOCS if transcripts.find(p)]
 
 
 def test_the_docs_with_transcripts_are_found():
-    assert {p.name for p in WITH_TRANSCRIPTS} >= {"isa.md", "user_guide.md", "paged_attention.md"}
+    assert {p.name for p in WITH_TRANSCRIPTS} >= {"isa.md", "user_guide.md", "paged_attention.md", "model.md"}
 
 
 @pytest.mark.parametrize("path", WITH_TRANSCRIPTS, ids=lambda p: p.name)
@@ -61,6 +62,24 @@ def test_the_example_listing_is_the_file(path=ROOT / "docs" / "isa.md"):
     block = text.split("```\n", 2)[1].splitlines()
     source = (ROOT / "programs" / "tile_matmul.s").read_text(encoding="utf-8").splitlines()
     assert block == [f"{n:>2}  {line}".rstrip() for n, line in enumerate(source, start=1)]
+
+
+def test_the_tile_matmul_table_fails_when_a_formula_and_the_run_disagree(monkeypatch, capsys):
+    """docs/tools/tile_matmul_table.py, whose output is model.md §3.1, exits 1 naming the mismatch."""
+    table = _tool("tile_matmul_table.py")
+    assert table.main([]) == 0
+    real = table.worked
+
+    def one_cycle_more_for_mmad(instr, config, program):
+        w = real(instr, config, program)
+        return w._replace(occupancy=w.occupancy + 1) if isinstance(instr, Mmad) else w
+
+    monkeypatch.setattr(table, "worked", one_cycle_more_for_mmad)
+    capsys.readouterr()
+    assert table.main([]) == 1
+    err = capsys.readouterr().err
+    assert "tile_matmul_table: instruction 8 `mmad " in err
+    assert "tile_matmul_table: the chain adds up to" in err and "tile_matmul_table: pipe M:" in err
 
 
 # --- the tool itself ---------------------------------------------------------------------------
