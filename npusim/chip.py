@@ -129,7 +129,8 @@ class ChipRun:
             raise DeadlockError(self._stall_report())
         stats = self.memsys.stats()
         memory = MemoryStats(stats["hbm_read_bytes"], stats["hbm_write_bytes"], stats["l2_hit_bytes"],
-                             stats["read_bytes"], tuple(self.memsys.hbm_timeline()), self.config.clock_ghz)
+                             stats["read_bytes"], tuple(self.memsys.hbm_timeline()), self.config.clock_ghz,
+                             stats["l2_write_bytes"], stats["writeback_bytes"], stats["l2_dirty_bytes"])
         tensors = self.functional.tensors() if self.functional is not None else None
         traces = tuple(t for t in self.traces if t is not None)
         # Not env.now: a superseded memory-system timeout may pop after the last real event.

@@ -85,6 +85,9 @@ class MemoryStats:
     read_bytes: float
     hbm_timeline: tuple[tuple[int, float], ...]  # (cycle, bytes per cycle) at each change
     clock_ghz: float
+    l2_write_bytes: float = 0.0  # writes L2 took (write-back): they reach HBM only if evicted
+    writeback_bytes: float = 0.0  # dirty lines evicted to HBM during the run (part of hbm_write_bytes)
+    l2_dirty_bytes: float = 0.0  # written bytes still only in L2 when the run ended
 
     @property
     def l2_hit_rate(self) -> float:

@@ -335,3 +335,23 @@ def test_l2_residency_and_write_back_equal_stamping_every_line_at_every_touch(da
         assert touch.hit_fraction == resident / len(lines)
         assert touch.writeback_bytes == len(gone) * LINE
         assert ms.l2.dirty_bytes == len(dirty) * LINE
+
+
+def test_a_run_reports_what_l2_kept_and_what_it_wrote_back():
+    from isa.asm import parse_program
+    from npusim import simulate
+
+    program = parse_program("""
+        .program keep
+        .tensor x fp32[16,64] input
+        .tensor y fp32[16,64] output
+        .kernel k
+            load UB[0x0000] fp32[16,64] <- GM:x[0:16, 0:64] fp32
+            set_flag MTE2 MTE3 0
+            wait_flag MTE2 MTE3 0
+            store GM:y[0:16, 0:64] fp32 <- UB[0x0000] fp32[16,64]
+    """)
+    memory = simulate(program, load_preset("910b2"), numerics=False).memory
+    # 4096 B read from HBM; the 4096 B store stays in L2 (8 dirty lines), nothing evicted.
+    assert (memory.hbm_read_bytes, memory.hbm_write_bytes) == (4096, 0)
+    assert (memory.l2_write_bytes, memory.writeback_bytes, memory.l2_dirty_bytes) == (4096, 0, 8 * LINE)
