@@ -133,7 +133,7 @@ def test_run_matmul_with_options_and_timing_only(capsys):
     assert main(["run", "matmul", "--m", "256", "--n", "256", "--k", "128", "--no-numerics",
                  "--set", "hbm.bandwidth_gbps=800"]) == 0
     out = capsys.readouterr().out
-    assert "numerics: off" in out and "4 task(s) on 4 core(s)" in out  # one task per 128x128 output tile
+    assert "numerics: off" in out and "2 task(s) on 2 core(s)" in out  # one task per 128x256 output tile
     peak = float(re.search(r"([0-9.]+) GB/s at peak", out).group(1))
     assert 0 < peak <= 800  # the --set HBM bandwidth bounds it
 
