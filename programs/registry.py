@@ -51,6 +51,10 @@ class Workload:
     make: Callable[[dict[str, Any], int, Hardware | None], Instance]  # (option values, cube cores, chip)
     example: str = ""
     variants: tuple[str, ...] = field(default=())
+    # The HBM bytes any run must read, from the option values (None: the workload does not say), and
+    # what they are ("K and V read once"): the numerator of the run's HBM roofline.
+    must_read: Callable[[dict[str, Any]], int] | None = None
+    must_read_what: str = ""
 
     def instance(self, values: Mapping[str, Any], cube_cores: int,
                  config: Hardware | None = None) -> Instance:
@@ -66,6 +70,13 @@ class Workload:
                              f"valid: {', '.join(sorted(known)) or 'none'}")
         params = {o.name: o.default for o in self.options} | dict(values)
         return self.make(params, cube_cores, config)
+
+    def roofline_bytes(self, values: Mapping[str, Any]) -> int | None:
+        """HBM bytes any run with `values` must read (missing options take their defaults), or None
+        if the workload does not say. ValueError for values the workload refuses."""
+        if self.must_read is None:
+            return None
+        return self.must_read({o.name: o.default for o in self.options} | dict(values))
 
 
 def int_list(text: str) -> list[int]:
@@ -98,19 +109,26 @@ def _matmul(params: dict[str, Any], cube_cores: int, config: Hardware | None) ->
         raise ValueError(f"matmul --cores must be 0 (all) or more, got {params['cores']}")
     dtype = _DTYPES[params["dtype"]]
     cores = params["cores"] or cube_cores
-    program = matmul.build(m, n, k, cores, dtype, config)
+    build = matmul.build if params["variant"] == "panels" else matmul.build_per_tile
+    program = build(m, n, k, cores, dtype, config)
     return Instance(program, params, lambda: matmul.inputs(m, n, k, dtype, params["seed"]),
                     lambda values: {"torch fp32": matmul.reference(values)}, rtol=1e-4, atol=1e-4)
 
 
 # --- paged attention ----------------------------------------------------------------------------
 
-def _paged_attention(params: dict[str, Any], cube_cores: int, config: Hardware | None) -> Instance:
+def _paged_shape(params: dict[str, Any]) -> tuple[paged_attention.Shape, int | list[int]]:
+    """The problem's shape and its context lengths (--context-lens, else --context-len for all)."""
     shape = paged_attention.Shape(params["batch"], params["num_heads"], params["num_kv_heads"],
                                   params["head_dim"], params["block_size"])
+    lens = params["context_lens"] if params["context_lens"] is not None else params["context_len"]
+    return shape, lens
+
+
+def _paged_attention(params: dict[str, Any], cube_cores: int, config: Hardware | None) -> Instance:
     if params["context_lens"] is not None:  # one length per request: --context-len does not apply
         params = params | {"context_len": None}
-    lens = params["context_lens"] if params["context_lens"] is not None else params["context_len"]
+    shape, lens = _paged_shape(params)
     case = paged_attention.make_case(shape, lens, seed=params["seed"])
     variant = params["variant"]
     program = paged_attention.build(case, variant, config)
@@ -147,10 +165,15 @@ WORKLOADS: dict[str, Workload] = {
             _paged_attention,
             example="npusim run paged-attention --variant 1block --batch 3 --context-lens 100,2048,513",
             variants=paged_attention.VARIANTS,
+            must_read=lambda params: paged_attention.kv_bytes(*_paged_shape(params)),
+            must_read_what="K and V read once",
         ),
         Workload(
-            "matmul", "tiled GEMM C = A @ B (fp16/bf16 in, fp32 out), double-buffered, over the cube cores",
+            "matmul", "tiled GEMM C = A @ B (fp16/bf16 in, fp32 out), cube cores in a grid, K panels in L1",
             (
+                Option("variant", str, "panels", "kernel: K panels kept in L1 (the published tiling), or "
+                       "one output tile at a time reloading A and B every k-step (teaching)",
+                       choices=matmul.VARIANTS),
                 Option("m", int, 1024, "rows of A and C"),
                 Option("n", int, 1024, "columns of B and C"),
                 Option("k", int, 1024, "columns of A, rows of B"),
@@ -160,6 +183,7 @@ WORKLOADS: dict[str, Workload] = {
             ),
             _matmul,
             example="npusim run matmul --m 2048 --n 2048 --k 512 --dtype fp16",
+            variants=matmul.VARIANTS,
         ),
         Workload(
             "tile-matmul", "one 16x128 @ 128x128 bf16 cube tile (load, move, mmad, fixpipe)",

@@ -47,8 +47,8 @@ def test_asm_runs_a_file_with_given_inputs(tmp_path, capsys):
     [
         (["run", "nope"], "run: argument PROGRAM: invalid choice: 'nope' (choose from 'paged-attention', "
                           "'matmul', 'tile-matmul')"),
-        (["compare", "matmul"], "compare: argument PROGRAM: invalid choice: 'matmul' (choose from "
-                                "'paged-attention')"),
+        (["compare", "tile-matmul"], "compare: argument PROGRAM: invalid choice: 'tile-matmul' (choose from "
+                                     "'paged-attention', 'matmul')"),
         (["run", "paged-attention", "--variant", "3block"], "argument --variant: invalid choice: '3block'"),
         (["compare", "paged-attention", "--variants", "1block,4block"],
          "argument --variants: unknown variant 4block; valid: 1block, 2block"),

@@ -16,7 +16,7 @@ from isa import DType, Fixpipe, Load, Mmad, Move, SetFlag, WaitFlag
 from isa.check import check_program
 from isa.interpret import interpret
 from npusim import load_preset, simulate
-from programs import gemm_panels, matmul, vector_scale
+from programs import gemm_panels, matmul, registry, vector_scale
 from programs.convert import to_torch
 
 CFG = load_preset("910b2")
@@ -163,6 +163,14 @@ def test_panels_beat_the_per_tile_kernel_on_24_cores():
 def test_a_gemm_needs_a_core():
     with pytest.raises(ValueError, match="at least one core, got 0"):
         matmul.build(128, 128, 128, cores=0)
+
+
+def test_the_cli_variants_are_the_two_kernels():
+    workload = registry.get("matmul")
+    values = {"m": 200, "n": 300, "k": 260, "dtype": "fp16", "cores": 3}
+    assert workload.instance(values, 24).program == matmul.build(200, 300, 260, 3, DType.FP16)
+    assert (workload.instance(values | {"variant": "per-tile"}, 24).program
+            == matmul.build_per_tile(200, 300, 260, 3, DType.FP16))
 
 
 def test_vector_scale_streams_bands_on_vector_cores():
