@@ -45,8 +45,7 @@ from isa.program import Program  # noqa: E402
 from npusim.config import load_preset  # noqa: E402
 from npusim.simulate import simulate  # noqa: E402
 from programs import vector_scale  # noqa: E402
-from programs.matmul import build_per_tile  # noqa: E402
-from programs.matmul import build_single_core, inputs  # noqa: E402
+from programs.matmul import build_per_tile, build_single_core, inputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 K = 512
