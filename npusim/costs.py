@@ -179,22 +179,26 @@ def _mmad(i: Mmad, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
     return Cost(occ, occ + cube.latency_cycles, flops=2 * m * k * n)
 
 
-def _vector_cost(family: Callable[[Any, Vector], VectorOp], by_row: bool = False) -> Callable[..., Cost]:
+def _vector_cost(family: Callable[[Any, Vector], VectorOp], by_row: bool = False,
+                 fp32_lanes: Callable[[Any], bool] = lambda i: False) -> Callable[..., Cost]:
     """The cost function of a vector instruction of the op family `family(instr, config.vector)`.
 
     Repeats are the largest operand's bytes over bytes_per_repeat, rounded up over the whole tile,
-    or, `by_row`, per row (a row-wise op takes every row in repeats of its own).
+    or, `by_row`, per row (a row-wise op takes every row in repeats of its own). Where
+    `fp32_lanes(instr)`, the op computes at fp32 width whatever its dtype, so its repeats count
+    4 bytes per element (pto-isa's TEXP fit has one per-element cost for fp16 and fp32).
     """
 
     def cost(i: Instruction, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
         v = c.vector
         op = family(i, v)
         largest = max((*i.reads, *i.writes), key=lambda r: r.nbytes)
-        rows, row_bytes = largest.shape[0], largest.nbytes // largest.shape[0]
+        rows, cols = largest.shape
+        row_bytes = cols * (4 if fp32_lanes(i) else largest.dtype.itemsize)
         if by_row:
             repeats = rows * math.ceil(row_bytes / v.bytes_per_repeat)
         else:
-            repeats = math.ceil(largest.nbytes / v.bytes_per_repeat)
+            repeats = math.ceil(rows * row_bytes / v.bytes_per_repeat)
         occ = cycles(op.startup_cycles + rows * op.row_cycles + repeats * op.repeat_cycles)
         dst = i.writes[0]
         return Cost(occ, occ + v.latency_cycles, flops=dst.shape[0] * dst.shape[1])
@@ -214,7 +218,8 @@ COSTS: dict[type[Instruction], Callable[..., Cost]] = {
     Store: _store,
     VecBinary: _vector_cost(lambda i, v: v.div if i.op is BinaryOp.DIV else v.binary),
     VecScalar: _vector_cost(lambda i, v: v.scalar),
-    VecUnary: _vector_cost(lambda i, v: v.exp if i.op is UnaryOp.EXP else v.copy),
+    VecUnary: _vector_cost(lambda i, v: v.exp if i.op is UnaryOp.EXP else v.copy,
+                           fp32_lanes=lambda i: i.op is UnaryOp.EXP),
     RowReduce: _vector_cost(lambda i, v: v.rowmax if i.op is ReduceOp.MAX else v.rowsum, by_row=True),
     RowExpand: _vector_cost(lambda i, v: v.rowexpand, by_row=True),
     Cast: _vector_cost(lambda i, v: v.cast),

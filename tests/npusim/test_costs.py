@@ -354,3 +354,12 @@ def test_fixpipe_to_gm_runs_at_the_l0c_to_gm_rate():
     part = Fixpipe(GmRegion("out", 0, 0, 3, 20, FP32), tile(Space.L0C, FP32, 3, 20))  # 80 B rows: 3 bursts
     occupancy = ceil(3 * 96 / 120) + ceil(3 * 3.75)  # ceil(2.4) + ceil(11.25) = 3 + 12 = 15
     assert one_gm_instruction(part, (out,), PATHS)[:3] == (FIRST, FIRST + occupancy, FIRST + occupancy + 77)
+
+
+def test_vexp_computes_at_fp32_width_whatever_its_dtype():
+    # fp16 [32, 128]: 4096 elements at 4 bytes a lane = 64 repeats, as many as fp32 [32, 128]; a
+    # byte count would give 32. pto-isa's TEXP fit: 0.0314 x 4096 + 30.1 = 158.7 for either dtype.
+    half, single = tile(Space.UB, FP16, 32, 128), tile(Space.UB, FP32, 32, 128)
+    assert of(VecUnary(UnaryOp.EXP, half, half))[:2] == (30 + 64 * 2, 30 + 64 * 2 + 8)
+    assert of(VecUnary(UnaryOp.EXP, single, single))[:2] == (30 + 64 * 2, 30 + 64 * 2 + 8)
+    assert of(VecUnary(UnaryOp.COPY, half, half))[:2] == (21 + 32 * 1, 21 + 32 + 8)  # copy: by bytes
