@@ -75,6 +75,7 @@ class L2Lines:
         self._dirty_lines = np.zeros(len(self._last_touch), dtype=bool)
         self._ndirty = 0
         self._dirty_touches: deque[list[int]] = deque()
+        self._written: set[str] = set()  # tensors with a write so far: only their reads can meet dirty lines
         self._bypass = frozenset(t.name for t in tensors if not t.l2) if config.l2.hints else frozenset()
 
     def base(self, tensor: str) -> int:
@@ -199,11 +200,12 @@ class L2Lines:
             else:
                 pending.append(code)
         if write:
+            self._written.add(region.tensor)
             fresh = n - int(np.count_nonzero(self._dirty_lines[lines]))
             self._dirty_lines[lines] = True
             self._ndirty += fresh
             self._dirty_touches.append([counter, code, 0])
-        elif self._ndirty and self._dirty_lines[lines].any():  # dirty lines stay dirty, now younger
+        elif region.tensor in self._written and self._dirty_lines[lines].any():  # still dirty, now younger
             self._dirty_touches.append([counter, code, 0])
         written_back = self._evict(counter + n - 1 - self._capacity_lines) if self._ndirty else 0
         return Touch(resident / n, written_back * self._line, True)
