@@ -7,22 +7,26 @@ max_blocks_per_seq] int32 (unused entries 0); context_lens [batch] int32. The ou
 
 Work is split into q-tiles: up to m0 query heads (the rows of one cube fractal: 16 on the shipped
 chips, see `Layout`) of one request that share one KV head. A q-tile walks its request's KV blocks
-in steps, and each step is four tasks that hand data over through GM workspaces (cube and vector
-cores share nothing else):
+in steps, and its steps are cut into chunks of up to `STEPS_PER_TASK`. Each chunk is four tasks
+that hand data over through GM workspaces (cube and vector cores share nothing else), and each
+task walks the chunk's steps with its loads running ahead of its compute (rings of on-chip buffers
+handed back and forth with flags), so that a core streams K or V while it computes earlier steps:
 
-- qk_matmul (cube): q tile and the step's K blocks to L1, K transposed on its way to L0B, one mmad
-  for scores [q_tile, width], fixpipe to the scores workspace.
-- softmax_prepare (vector): scale, mask the columns past the context length with -inf, row max,
-  subtract, exp, round P to bf16, row sum of the rounded P.
-- pv_matmul (cube): P and V blocks to L1 and L0, P @ V with the second block of a pair accumulated
-  into the first (mmad acc), fixpipe to the output workspace.
-- online_update (vector): running max, the alpha/beta rescale of l and o, and o / l at the last step.
-  A q-tile's first step has none: its results are the running state the second step reads.
+- qk_matmul (cube): the q tile once, then each step's K blocks to L1, K transposed on its way to
+  L0B, one mmad for the step's scores [q_tile, width], fixpipe to the scores workspace.
+- softmax_prepare (vector): per step, scale, mask the columns past the context length with -inf,
+  row max, subtract, exp, round P to bf16, row sum of the rounded P.
+- pv_matmul (cube): per step, P and V blocks to L1 and L0, P @ V with the second block of a pair
+  accumulated into the first (mmad acc), fixpipe to the output workspace.
+- online_update (vector): folds the chunk's steps into the running max, sum and o (the alpha/beta
+  rescale), and divides o / l after the q-tile's last step. The q-tile's first step is the running
+  state the others fold into.
 
 Variants: `1block` takes one KV block per step (width block_size); `2block` ("multitier") takes
-pairs (width 2 x block_size): the q tile is loaded and moved once for two blocks, the two K (and V)
-blocks are loaded independently from their own block-table entries, and one softmax covers both.
-When a request has an odd number of blocks, its last step is a 1-block tail.
+pairs (width 2 x block_size): one score tile, one mmad and one softmax cover both blocks, the two K
+(and V) blocks are loaded independently from their own block-table entries, and there are half as
+many steps to fold. When a request has an odd number of blocks, its last step is a 1-block tail,
+a chunk of its own.
 
 The task graph is built from the block table and context lengths (as a host-side orchestrator
 does); the kernels never read those two tensors, which are in the program so that its GM holds the
@@ -77,6 +81,7 @@ from programs.convert import to_numpy, to_torch
 from programs.target import Hardware, align_up, strictest_alignment
 
 VARIANTS = ("1block", "2block")
+STEPS_PER_TASK = 4  # steps of one q-tile that each task walks, its K/V loads running ahead of its compute
 
 BF16, FP32 = DType.BF16, DType.FP32
 
@@ -87,11 +92,24 @@ class Layout:
 
     q_tile: int = 16  # query heads per q-tile: the cube's m0, the rows of one fractal
     align: int = 512  # every on-chip tile starts on a multiple of this: the strictest buffer alignment
+    # Bytes of each buffer and event ids per pipe pair: how many of a task's steps can be in flight.
+    l1: int = 524288
+    l0a: int = 65536
+    l0b: int = 65536
+    l0c: int = 131072
+    ub: int = 196608
+    events: int = 8
 
     @classmethod
     def of(cls, config: Hardware | None) -> Layout:
         """The layout for `config`'s cube fractal and buffers (None: the 910B's)."""
-        return cls() if config is None else cls(config.cube.m0, strictest_alignment(config))
+        if config is None:
+            return cls()
+        cores = config.limits_by_kind().values()
+        size = {space: min(c.capacity[space] for c in cores if space in c.capacity)
+                for space in (Space.L1, Space.L0A, Space.L0B, Space.L0C, Space.UB)}
+        return cls(config.cube.m0, strictest_alignment(config), size[Space.L1], size[Space.L0A],
+                   size[Space.L0B], size[Space.L0C], size[Space.UB], min(c.num_events for c in cores))
 
 
 @dataclass(frozen=True)
@@ -216,17 +234,57 @@ def q_tiles(shape: Shape, q_tile: int = Layout.q_tile) -> list[QTile]:
     return tiles
 
 
-class _Builder:
-    """Writes the four kernels of every step of every q-tile, with their workspace slots."""
+@dataclass(frozen=True)
+class Step:
+    """One step of a q-tile: the cache blocks it takes, its workspace slot, its tokens in the context."""
 
-    def __init__(self, case: Case, context_lens: Sequence[int], variant: str, layout: Layout) -> None:
+    blocks: tuple[int, ...]  # cache block ids (one, or a pair), each from its own block-table entry
+    slot: int  # the row block of every workspace tensor that holds this step's results
+    valid: int  # tokens of the step inside the context: fewer than its width only in a partial last block
+
+
+@dataclass(frozen=True)
+class _Ring:
+    """`count` buffers of `nbytes` from `base` that a task's steps take in turn: step j uses j % count.
+
+    A step refills a buffer only once the pipe that read it for the step `count` earlier lets it go:
+    `acquire` (on the pipe that fills it) waits for that step's `release` (set by the pipe that read
+    it), with the buffer's index as event id. With count 1, every step waits for the one before.
+    """
+
+    base: int
+    nbytes: int
+    count: int
+
+    def at(self, j: int) -> int:
+        return self.base + (j % self.count) * self.nbytes
+
+    def acquire(self, reader: Pipe, writer: Pipe, j: int) -> list[Instruction]:
+        return [WaitFlag(reader, writer, j % self.count)] if j >= self.count else []
+
+    def release(self, reader: Pipe, writer: Pipe, j: int, steps: int) -> list[Instruction]:
+        return [SetFlag(reader, writer, j % self.count)] if j + self.count < steps else []
+
+
+class _Builder:
+    """Writes the four kernels of every task of every q-tile, with their workspace slots."""
+
+    def __init__(self, case: Case, context_lens: Sequence[int], variant: str, layout: Layout,
+                 steps_per_task: int) -> None:
         self.shape, self.table, self.lens, self.variant = case.shape, case.block_table, context_lens, variant
         self.scale, self.kv_shape = case.scale, tuple(case.key_cache.shape)
         self.width = case.shape.block_size * (2 if variant == "2block" else 1)  # widest step, in tokens
-        self.q_tile, self.align = layout.q_tile, layout.align
+        self.layout, self.q_tile, self.align = layout, layout.q_tile, layout.align
+        self.per_task = steps_per_task
 
     def _align(self, n: int) -> int:
         return align_up(n, self.align)
+
+    def _ring(self, base: int, nbytes: int, capacity: int, steps: int, most: int = 2) -> _Ring:
+        """As many buffers of `nbytes` (aligned) as fit from `base` in `capacity`, at most `most` and
+        `steps`, and at least one (a buffer too large is then refused by the static checks, by name)."""
+        size = self._align(nbytes)
+        return _Ring(base, size, max(1, min(steps, most, (capacity - base) // size)))
 
     # --- GM regions -----------------------------------------------------------------------------
 
@@ -245,196 +303,313 @@ class _Builder:
         return GmRegion(tensor, tile.request * self.shape.num_heads + tile.head0, 0, tile.rows,
                         self.shape.head_dim, dtype)
 
-    # --- kernels --------------------------------------------------------------------------------
+    # --- cube kernels ---------------------------------------------------------------------------
 
-    def qk_matmul(self, name: str, tile: QTile, blocks: Sequence[int], slot: int) -> Kernel:
-        s, qt = self.shape, tile.rows
-        width = len(blocks) * s.block_size
-        q1 = Tile(Space.L1, 0, BF16, (qt, s.head_dim))
-        k_base = self._align(q1.nbytes)
-        k1 = Tile(Space.L1, k_base, BF16, (width, s.head_dim))  # the step's K blocks, stacked by rows
-        block_bytes = s.block_size * s.head_dim * BF16.itemsize
-        q0 = Tile(Space.L0A, 0, BF16, (qt, s.head_dim))
-        kt0 = Tile(Space.L0B, 0, BF16, (s.head_dim, width))
-        scores = Tile(Space.L0C, 0, FP32, (qt, width))
-        body: list[Instruction] = [Load(q1, self.heads("query", tile, BF16)),
-                                   SetFlag(Pipe.MTE2, Pipe.MTE1, 0)]
-        for j, block in enumerate(blocks):  # each block from its own block-table entry
-            body.append(Load(Tile(Space.L1, k_base + j * block_bytes, BF16, (s.block_size, s.head_dim)),
-                             self.kv_rows("key_cache", block, tile.kv_head)))
-        body += [
-            SetFlag(Pipe.MTE2, Pipe.MTE1, 1),
-            WaitFlag(Pipe.MTE2, Pipe.MTE1, 0), Move(q0, q1),
-            WaitFlag(Pipe.MTE2, Pipe.MTE1, 1), Move(kt0, k1, transpose=True),
-            SetFlag(Pipe.MTE1, Pipe.M, 0), WaitFlag(Pipe.MTE1, Pipe.M, 0),
-            Mmad(scores, q0, kt0),
-            SetFlag(Pipe.M, Pipe.FIX, 0), WaitFlag(Pipe.M, Pipe.FIX, 0),
-            Fixpipe(self.ws("ws_scores", slot, tile, width), scores),
+    def qk_matmul(self, name: str, tile: QTile, steps: Sequence[Step]) -> Kernel:
+        """q @ K^T for each step: K streams through a ring of L1 buffers while earlier steps compute."""
+        s, qt, d, n, lay = self.shape, tile.rows, self.shape.head_dim, len(steps), self.layout
+        width = len(steps[0].blocks) * s.block_size
+        q1, q0 = Tile(Space.L1, 0, BF16, (qt, d)), Tile(Space.L0A, 0, BF16, (qt, d))
+        # MTE2 -> MTE1 event 0 says q has landed; events 1.. say a K buffer has.
+        k1 = self._ring(self._align(q1.nbytes), width * d * BF16.itemsize, lay.l1, n, lay.events - 1)
+        kt0 = self._ring(0, d * width * BF16.itemsize, lay.l0b, n)
+        sc0 = self._ring(0, qt * width * FP32.itemsize, lay.l0c, n)
+        body: list[Instruction] = [
+            Load(q1, self.heads("query", tile, BF16)), SetFlag(Pipe.MTE2, Pipe.MTE1, 0),
+            *self._k_loads(tile, steps, 0, k1), WaitFlag(Pipe.MTE2, Pipe.MTE1, 0), Move(q0, q1),
         ]
+        for j, step in enumerate(steps):
+            kt = Tile(Space.L0B, kt0.at(j), BF16, (d, width))
+            scores = Tile(Space.L0C, sc0.at(j), FP32, (qt, width))
+            body += [
+                WaitFlag(Pipe.MTE2, Pipe.MTE1, 1 + j % k1.count), *kt0.acquire(Pipe.M, Pipe.MTE1, j),
+                Move(kt, Tile(Space.L1, k1.at(j), BF16, (width, d)), transpose=True),
+                *k1.release(Pipe.MTE1, Pipe.MTE2, j, n),
+                SetFlag(Pipe.MTE1, Pipe.M, j % kt0.count), WaitFlag(Pipe.MTE1, Pipe.M, j % kt0.count),
+                *sc0.acquire(Pipe.FIX, Pipe.M, j), Mmad(scores, q0, kt),
+                *kt0.release(Pipe.M, Pipe.MTE1, j, n),
+                SetFlag(Pipe.M, Pipe.FIX, j % sc0.count), WaitFlag(Pipe.M, Pipe.FIX, j % sc0.count),
+                Fixpipe(self.ws("ws_scores", step.slot, tile, width), scores),
+                *sc0.release(Pipe.FIX, Pipe.M, j, n),
+            ]
+            if j + 1 < n:  # issued behind step j's compute: MTE2 runs ahead as far as the ring allows
+                body += self._k_loads(tile, steps, j + 1, k1)
         return Kernel(name, tuple(body))
 
-    def softmax_prepare(self, name: str, tile: QTile, width: int, valid: int, slot: int) -> Kernel:
-        qt = tile.rows
-        sc = Tile(Space.UB, 0, FP32, (qt, width))
-        p = Tile(Space.UB, self._align(sc.nbytes), BF16, (qt, width))
-        m = Tile(Space.UB, p.offset + self._align(p.nbytes), FP32, (qt, 1))
-        total = Tile(Space.UB, m.offset + self._align(m.nbytes), FP32, (qt, 1))
+    def _k_loads(self, tile: QTile, steps: Sequence[Step], j: int, ring: _Ring) -> list[Instruction]:
+        """Step j's K blocks into its L1 buffer, stacked by rows, each from its own table entry."""
+        s = self.shape
+        block_bytes = s.block_size * s.head_dim * BF16.itemsize
+        loads = [Load(Tile(Space.L1, ring.at(j) + i * block_bytes, BF16, (s.block_size, s.head_dim)),
+                      self.kv_rows("key_cache", block, tile.kv_head))
+                 for i, block in enumerate(steps[j].blocks)]
+        return [*ring.acquire(Pipe.MTE1, Pipe.MTE2, j), *loads,
+                SetFlag(Pipe.MTE2, Pipe.MTE1, 1 + j % ring.count)]
+
+    def pv_matmul(self, name: str, tile: QTile, steps: Sequence[Step]) -> Kernel:
+        """P @ V for each step (a pair's second block accumulates into the first), V streamed through L1."""
+        qt, bs, d, n, lay = tile.rows, self.shape.block_size, self.shape.head_dim, len(steps), self.layout
+        nb = len(steps[0].blocks)
+        # Each block's P and V start aligned (blocks of a pair are loaded and moved independently).
+        p_bytes, v_bytes = self._align(qt * bs * BF16.itemsize), self._align(bs * d * BF16.itemsize)
+        l1 = self._ring(0, nb * (p_bytes + v_bytes), lay.l1, n, lay.events)
+        # P in L0A and V in L0B take turns together: M lets both go with one flag.
+        both = min(self._ring(0, nb * p_bytes, lay.l0a, n).count,
+                   self._ring(0, nb * v_bytes, lay.l0b, n).count)
+        pa0, vb0 = _Ring(0, nb * p_bytes, both), _Ring(0, nb * v_bytes, both)
+        o0 = self._ring(0, qt * d * FP32.itemsize, lay.l0c, n)
+        body = self._pv_loads(tile, steps, 0, l1, p_bytes, v_bytes)
+        for j, step in enumerate(steps):
+            out = Tile(Space.L0C, o0.at(j), FP32, (qt, d))
+            moves: list[Instruction] = []
+            mmads: list[Instruction] = []
+            for i in range(nb):
+                p0 = Tile(Space.L0A, pa0.at(j) + i * p_bytes, BF16, (qt, bs))
+                v0 = Tile(Space.L0B, vb0.at(j) + i * v_bytes, BF16, (bs, d))
+                moves += [Move(p0, Tile(Space.L1, l1.at(j) + i * p_bytes, BF16, (qt, bs))),
+                          Move(v0, Tile(Space.L1, l1.at(j) + nb * p_bytes + i * v_bytes, BF16, (bs, d)))]
+                mmads.append(Mmad(out, p0, v0, accumulate=i > 0))  # the second block adds into the first
+            body += [
+                WaitFlag(Pipe.MTE2, Pipe.MTE1, j % l1.count), *pa0.acquire(Pipe.M, Pipe.MTE1, j),
+                *moves, *l1.release(Pipe.MTE1, Pipe.MTE2, j, n),
+                SetFlag(Pipe.MTE1, Pipe.M, j % both), WaitFlag(Pipe.MTE1, Pipe.M, j % both),
+                *o0.acquire(Pipe.FIX, Pipe.M, j), *mmads, *pa0.release(Pipe.M, Pipe.MTE1, j, n),
+                SetFlag(Pipe.M, Pipe.FIX, j % o0.count), WaitFlag(Pipe.M, Pipe.FIX, j % o0.count),
+                Fixpipe(self.ws("ws_o", step.slot, tile, d), out), *o0.release(Pipe.FIX, Pipe.M, j, n),
+            ]
+            if j + 1 < n:
+                body += self._pv_loads(tile, steps, j + 1, l1, p_bytes, v_bytes)
+        return Kernel(name, tuple(body))
+
+    def _pv_loads(self, tile: QTile, steps: Sequence[Step], j: int, ring: _Ring, p_bytes: int,
+                  v_bytes: int) -> list[Instruction]:
+        """Step j's P slices (one per block) and V blocks into its L1 buffer: P first, then V."""
+        s, qt, bs, nb = self.shape, tile.rows, self.shape.block_size, len(steps[j].blocks)
+        loads: list[Instruction] = []
+        for i, block in enumerate(steps[j].blocks):
+            loads += [Load(Tile(Space.L1, ring.at(j) + i * p_bytes, BF16, (qt, bs)),
+                           self.ws("ws_p", steps[j].slot, tile, bs, col=i * bs, dtype=BF16)),
+                      Load(Tile(Space.L1, ring.at(j) + nb * p_bytes + i * v_bytes, BF16, (bs, s.head_dim)),
+                           self.kv_rows("value_cache", block, tile.kv_head))]
+        return [*ring.acquire(Pipe.MTE1, Pipe.MTE2, j), *loads, SetFlag(Pipe.MTE2, Pipe.MTE1, j % ring.count)]
+
+    # --- vector kernels -------------------------------------------------------------------------
+
+    def softmax_prepare(self, name: str, tile: QTile, steps: Sequence[Step]) -> Kernel:
+        """Scores to P (bf16), row max and row sum of P for each step, through a ring of UB buffers."""
+        qt, n = tile.rows, len(steps)
+        width = len(steps[0].blocks) * self.shape.block_size
+        sc_bytes, p_bytes = self._align(qt * width * FP32.itemsize), self._align(qt * width * BF16.itemsize)
+        col_bytes = self._align(qt * FP32.itemsize)
+        ring = self._ring(0, sc_bytes + p_bytes + 2 * col_bytes, self.layout.ub, n, self.layout.events)
+        body = self._score_load(tile, steps, 0, ring, width)
+        for j, step in enumerate(steps):
+            sc = Tile(Space.UB, ring.at(j), FP32, (qt, width))
+            p = Tile(Space.UB, sc.offset + sc_bytes, BF16, (qt, width))
+            m = Tile(Space.UB, p.offset + p_bytes, FP32, (qt, 1))
+            total = Tile(Space.UB, m.offset + col_bytes, FP32, (qt, 1))
+            body += [
+                WaitFlag(Pipe.MTE2, Pipe.V, j % ring.count), *self._softmax(sc, p, m, total, step.valid),
+                SetFlag(Pipe.V, Pipe.MTE3, j % ring.count), WaitFlag(Pipe.V, Pipe.MTE3, j % ring.count),
+                Store(self.ws("ws_p", step.slot, tile, width, dtype=BF16), p),
+                Store(self.ws("ws_max", step.slot, tile, 1), m),
+                Store(self.ws("ws_sum", step.slot, tile, 1), total),
+                *ring.release(Pipe.MTE3, Pipe.MTE2, j, n),
+            ]
+            if j + 1 < n:
+                body += self._score_load(tile, steps, j + 1, ring, width)
+        return Kernel(name, tuple(body))
+
+    def _score_load(self, tile: QTile, steps: Sequence[Step], j: int, ring: _Ring,
+                    width: int) -> list[Instruction]:
+        sc = Tile(Space.UB, ring.at(j), FP32, (tile.rows, width))
+        return [*ring.acquire(Pipe.MTE3, Pipe.MTE2, j),
+                Load(sc, self.ws("ws_scores", steps[j].slot, tile, width)),
+                SetFlag(Pipe.MTE2, Pipe.V, j % ring.count)]
+
+    def _softmax(self, sc: Tile, p: Tile, m: Tile, total: Tile, valid: int) -> list[Instruction]:
+        """One step's softmax numerator: P = bf16(exp(s * scale - rowmax)), m and the row sum of P."""
         v = Barrier(Pipe.V)
-        body: list[Instruction] = [
-            Load(sc, self.ws("ws_scores", slot, tile, width)),
-            SetFlag(Pipe.MTE2, Pipe.V, 0), WaitFlag(Pipe.MTE2, Pipe.V, 0),
-            VecScalar(ScalarOp.MULS, sc, sc, self.scale), v,
-        ]
-        if valid < width:  # the tokens past the context length of a partial last block
-            body += [FillPad(sc, sc, valid, -math.inf), v]
-        body += [
+        ops: list[Instruction] = [VecScalar(ScalarOp.MULS, sc, sc, self.scale), v]
+        if valid < sc.cols:  # the tokens past the context length of a partial last block
+            ops += [FillPad(sc, sc, valid, -math.inf), v]
+        return ops + [
             RowReduce(ReduceOp.MAX, m, sc), v,
             RowExpand(RowExpandOp.SUB, sc, sc, m), v,
             VecUnary(UnaryOp.EXP, sc, sc), v,
             Cast(p, sc), v,  # P as the cube will read it
             Cast(sc, p), v,  # ... and back to fp32, so that l sums exactly what P @ V weights
             RowReduce(ReduceOp.SUM, total, sc),
-            SetFlag(Pipe.V, Pipe.MTE3, 0), WaitFlag(Pipe.V, Pipe.MTE3, 0),
-            Store(self.ws("ws_p", slot, tile, width, dtype=BF16), p),
-            Store(self.ws("ws_max", slot, tile, 1), m),
-            Store(self.ws("ws_sum", slot, tile, 1), total),
         ]
-        return Kernel(name, tuple(body))
 
-    def pv_matmul(self, name: str, tile: QTile, blocks: Sequence[int], slot: int) -> Kernel:
-        s, qt, bs = self.shape, tile.rows, self.shape.block_size
-        # Each block's P and V start aligned (blocks of a pair are loaded and moved independently).
-        p_bytes = self._align(qt * bs * BF16.itemsize)
-        v_bytes = self._align(bs * s.head_dim * BF16.itemsize)
-        out = Tile(Space.L0C, 0, FP32, (qt, s.head_dim))
-        loads: list[Instruction] = []
-        moves: list[Instruction] = []
-        mmads: list[Instruction] = []
-        for j, block in enumerate(blocks):
-            p1 = Tile(Space.L1, j * p_bytes, BF16, (qt, bs))
-            v1 = Tile(Space.L1, len(blocks) * p_bytes + j * v_bytes, BF16, (bs, s.head_dim))
-            p0 = Tile(Space.L0A, j * p_bytes, BF16, (qt, bs))
-            v0 = Tile(Space.L0B, j * v_bytes, BF16, (bs, s.head_dim))
-            loads += [Load(p1, self.ws("ws_p", slot, tile, bs, col=j * bs, dtype=BF16)),
-                      Load(v1, self.kv_rows("value_cache", block, tile.kv_head))]
-            moves += [Move(p0, p1), Move(v0, v1)]
-            mmads.append(Mmad(out, p0, v0, accumulate=j > 0))  # the second block adds into the first
-        body = [
-            *loads, SetFlag(Pipe.MTE2, Pipe.MTE1, 0), WaitFlag(Pipe.MTE2, Pipe.MTE1, 0),
-            *moves, SetFlag(Pipe.MTE1, Pipe.M, 0), WaitFlag(Pipe.MTE1, Pipe.M, 0),
-            *mmads, SetFlag(Pipe.M, Pipe.FIX, 0), WaitFlag(Pipe.M, Pipe.FIX, 0),
-            Fixpipe(self.ws("ws_o", slot, tile, s.head_dim), out),
-        ]
-        return Kernel(name, tuple(body))
-
-    def online_update(self, name: str, tile: QTile, index: int, step: int, slot: int, first_slot: int,
+    def online_update(self, name: str, tile: QTile, index: int, fresh: Step | None, fold: Sequence[Step],
                       last: bool) -> Kernel:
-        """Fold step `step`'s (max, sum, o) into q-tile `index`'s running state; at the last, write o / l."""
-        d, qt = self.shape.head_dim, tile.rows
+        """Fold steps' (max, sum, o) into q-tile `index`'s running state; at the last, write o / l.
+
+        The running state is `fresh`'s results (the q-tile's first step, when no update ran before)
+        or else the state tensors; the steps' results stream through a ring of UB buffers.
+        """
+        d, qt, n = self.shape.head_dim, tile.rows, len(fold)
         o_bytes, col_bytes = self._align(qt * d * FP32.itemsize), self._align(qt * FP32.itemsize)
-        o_cur = Tile(Space.UB, 0, FP32, (qt, d))
-        l_cur = Tile(Space.UB, o_bytes, FP32, (qt, 1))
-        out = self.heads("out", tile, FP32)
-        flag_in = [SetFlag(Pipe.MTE2, Pipe.V, 0), WaitFlag(Pipe.MTE2, Pipe.V, 0)]
+        o_run = Tile(Space.UB, 0, FP32, (qt, d))
+        l_run, m_a, m_b, alpha, beta = (Tile(Space.UB, o_bytes + i * col_bytes, FP32, (qt, 1))
+                                        for i in range(5))
+        lay = self.layout
+        ring = self._ring(o_bytes + 5 * col_bytes, o_bytes + 2 * col_bytes, lay.ub, n, lay.events)
+        if fresh is not None:
+            src = [self.ws(t, fresh.slot, tile, c) for t, c in (("ws_max", 1), ("ws_sum", 1), ("ws_o", d))]
+        else:
+            src = [self.ws(t, index, tile, c)
+                   for t, c in (("state_max", 1), ("state_sum", 1), ("state_o", d))]
+        body: list[Instruction] = [Load(m_a, src[0]), Load(l_run, src[1]), Load(o_run, src[2]),
+                                   *self._partial_loads(tile, fold, 0, ring, o_bytes)]
+        runs = (m_a, m_b)  # the running max and its update take turns
+        for j in range(n):
+            o_j = Tile(Space.UB, ring.at(j), FP32, (qt, d))
+            l_j, m_j = (Tile(Space.UB, ring.at(j) + o_bytes + i * col_bytes, FP32, (qt, 1)) for i in range(2))
+            body += [WaitFlag(Pipe.MTE2, Pipe.V, j % ring.count),
+                     *self._fold(runs[j % 2], runs[(j + 1) % 2], l_run, o_run, (m_j, l_j, o_j),
+                                 (alpha, beta)),
+                     *ring.release(Pipe.V, Pipe.MTE2, j, n)]
+            if j + 1 < n:
+                body += self._partial_loads(tile, fold, j + 1, ring, o_bytes)
         flag_out = [SetFlag(Pipe.V, Pipe.MTE3, 0), WaitFlag(Pipe.V, Pipe.MTE3, 0)]
-        if step == 0:  # a single step: its own results are final
-            return Kernel(name, (
-                Load(o_cur, self.ws("ws_o", slot, tile, d)), Load(l_cur, self.ws("ws_sum", slot, tile, 1)),
-                *flag_in, RowExpand(RowExpandOp.DIV, o_cur, o_cur, l_cur), *flag_out, Store(out, o_cur),
-            ))
-        o_run = Tile(Space.UB, o_bytes + col_bytes, FP32, (qt, d))
-        m_cur, m_run, l_run, m_new, alpha, beta = (
-            Tile(Space.UB, 2 * o_bytes + (1 + i) * col_bytes, FP32, (qt, 1)) for i in range(6))
-        if step == 1:  # the running state is still the first step's results
-            state = {"max": self.ws("ws_max", first_slot, tile, 1),
-                     "sum": self.ws("ws_sum", first_slot, tile, 1),
-                     "o": self.ws("ws_o", first_slot, tile, d)}
-        else:
-            state = {"max": self.ws("state_max", index, tile, 1),
-                     "sum": self.ws("state_sum", index, tile, 1),
-                     "o": self.ws("state_o", index, tile, d)}
-        v = Barrier(Pipe.V)
-        body: list[Instruction] = [
-            Load(m_run, state["max"]), Load(l_run, state["sum"]), Load(o_run, state["o"]),
-            Load(m_cur, self.ws("ws_max", slot, tile, 1)), Load(l_cur, self.ws("ws_sum", slot, tile, 1)),
-            Load(o_cur, self.ws("ws_o", slot, tile, d)),
-            *flag_in,
-            VecBinary(BinaryOp.MAX, m_new, m_run, m_cur), v,
-            VecBinary(BinaryOp.SUB, alpha, m_run, m_new), VecBinary(BinaryOp.SUB, beta, m_cur, m_new), v,
-            VecUnary(UnaryOp.EXP, alpha, alpha), VecUnary(UnaryOp.EXP, beta, beta), v,
-            VecBinary(BinaryOp.MUL, l_run, l_run, alpha), VecBinary(BinaryOp.MUL, l_cur, l_cur, beta),
-            RowExpand(RowExpandOp.MUL, o_run, o_run, alpha),
-            RowExpand(RowExpandOp.MUL, o_cur, o_cur, beta), v,
-            VecBinary(BinaryOp.ADD, l_run, l_run, l_cur), VecBinary(BinaryOp.ADD, o_run, o_run, o_cur),
-        ]
         if last:
-            body += [v, RowExpand(RowExpandOp.DIV, o_run, o_run, l_run), *flag_out, Store(out, o_run)]
+            body += [Barrier(Pipe.V), RowExpand(RowExpandOp.DIV, o_run, o_run, l_run), *flag_out,
+                     Store(self.heads("out", tile, FP32), o_run)]
         else:
-            body += [*flag_out,
-                     Store(self.ws("state_max", index, tile, 1), m_new),
+            body += [*flag_out, Store(self.ws("state_max", index, tile, 1), runs[n % 2]),
                      Store(self.ws("state_sum", index, tile, 1), l_run),
                      Store(self.ws("state_o", index, tile, d), o_run)]
         return Kernel(name, tuple(body))
 
+    def _partial_loads(self, tile: QTile, fold: Sequence[Step], j: int, ring: _Ring,
+                       o_bytes: int) -> list[Instruction]:
+        """Step j's max, sum and o into its UB buffer (o first, then sum and max)."""
+        qt, d, col_bytes = tile.rows, self.shape.head_dim, self._align(tile.rows * FP32.itemsize)
+        slot, base = fold[j].slot, ring.at(j)
+        l_j, m_j = (Tile(Space.UB, base + o_bytes + i * col_bytes, FP32, (qt, 1)) for i in range(2))
+        return [*ring.acquire(Pipe.V, Pipe.MTE2, j),
+                Load(m_j, self.ws("ws_max", slot, tile, 1)), Load(l_j, self.ws("ws_sum", slot, tile, 1)),
+                Load(Tile(Space.UB, base, FP32, (qt, d)), self.ws("ws_o", slot, tile, d)),
+                SetFlag(Pipe.MTE2, Pipe.V, j % ring.count)]
+
+    @staticmethod
+    def _fold(m_old: Tile, m_new: Tile, l_run: Tile, o_run: Tile, step: tuple[Tile, Tile, Tile],
+              scratch: tuple[Tile, Tile]) -> list[Instruction]:
+        """m = max(m, m_j), alpha = exp(m_old - m), beta = exp(m_j - m), l = alpha l + beta l_j,
+        o = alpha o + beta o_j: the reference's fp32 operations in its order."""
+        (m_j, l_j, o_j), (alpha, beta), v = step, scratch, Barrier(Pipe.V)
+        return [
+            v, VecBinary(BinaryOp.MAX, m_new, m_old, m_j), v,
+            VecBinary(BinaryOp.SUB, alpha, m_old, m_new), VecBinary(BinaryOp.SUB, beta, m_j, m_new), v,
+            VecUnary(UnaryOp.EXP, alpha, alpha), VecUnary(UnaryOp.EXP, beta, beta), v,
+            VecBinary(BinaryOp.MUL, l_run, l_run, alpha), VecBinary(BinaryOp.MUL, l_j, l_j, beta),
+            RowExpand(RowExpandOp.MUL, o_run, o_run, alpha), RowExpand(RowExpandOp.MUL, o_j, o_j, beta), v,
+            VecBinary(BinaryOp.ADD, l_run, l_run, l_j), VecBinary(BinaryOp.ADD, o_run, o_run, o_j),
+        ]
+
+    def divide_only(self, name: str, tile: QTile, step: Step) -> Kernel:
+        """A q-tile of a single step: its own results are final, o / l to `out`."""
+        d, qt = self.shape.head_dim, tile.rows
+        o = Tile(Space.UB, 0, FP32, (qt, d))
+        total = Tile(Space.UB, self._align(o.nbytes), FP32, (qt, 1))
+        return Kernel(name, (
+            Load(o, self.ws("ws_o", step.slot, tile, d)), Load(total, self.ws("ws_sum", step.slot, tile, 1)),
+            SetFlag(Pipe.MTE2, Pipe.V, 0), WaitFlag(Pipe.MTE2, Pipe.V, 0),
+            RowExpand(RowExpandOp.DIV, o, o, total),
+            SetFlag(Pipe.V, Pipe.MTE3, 0), WaitFlag(Pipe.V, Pipe.MTE3, 0),
+            Store(self.heads("out", tile, FP32), o),
+        ))
+
     # --- the program ----------------------------------------------------------------------------
 
+    def steps(self, tile: QTile, first_slot: int) -> list[Step]:
+        """The q-tile's steps in order, with consecutive workspace slots from `first_slot`."""
+        bs, n = self.shape.block_size, self.lens[tile.request]
+        return [Step(tuple(int(self.table[tile.request, i]) for i in plan), first_slot + k,
+                     min(len(plan) * bs, n - plan[0] * bs))
+                for k, plan in enumerate(steps_of(-(-n // bs), self.variant))]
+
+    def chunks(self, steps: Sequence[Step]) -> list[list[Step]]:
+        """The steps each task walks: runs of equal width (pairs, then a 1-block tail), at most
+        `steps_per_task` each."""
+        out: list[list[Step]] = []
+        for step in steps:
+            if out and len(out[-1]) < self.per_task and len(out[-1][0].blocks) == len(step.blocks):
+                out[-1].append(step)
+            else:
+                out.append([step])
+        return out
+
+    def tasks(self, index: int, tile: QTile, chunks: Sequence[Sequence[Step]],
+              c: int) -> tuple[list[Task], list[Task]]:
+        """The tasks of q-tile `index`'s chunk `c`: (qk and softmax, then pv and the update, if any)."""
+        steps, nb, tag = chunks[c], f"{len(chunks[c][0].blocks)}b", f"r{tile.request}h{tile.head0}s{c}"
+        scores = [Task(f"qk_{tag}", self.qk_matmul(f"qk_matmul_{nb}", tile, steps), CoreKind.CUBE),
+                  Task(f"sm_{tag}", self.softmax_prepare(f"softmax_prepare_{nb}", tile, steps),
+                       CoreKind.VECTOR)]
+        outputs = [Task(f"pv_{tag}", self.pv_matmul(f"pv_matmul_{nb}", tile, steps), CoreKind.CUBE)]
+        last, first = c == len(chunks) - 1, chunks[0][0]
+        fold = steps[1:] if c == 0 else steps  # the q-tile's first step is the running state to fold into
+        if not fold and not last:
+            return scores, outputs
+        if not fold:
+            update = self.divide_only("online_update", tile, first)
+        else:
+            fresh = c == 0 or (c == 1 and len(chunks[0]) == 1)  # no update has run before this one
+            update = self.online_update("online_update", tile, index, first if fresh else None, fold, last)
+        return scores, [*outputs, Task(f"up_{tag}", update, CoreKind.VECTOR)]
+
     def program(self) -> Program:
-        s = self.shape
-        tiles = q_tiles(s, self.q_tile)
-        plans = [steps_of(-(-self.lens[t.request] // s.block_size), self.variant) for t in tiles]
-        first_slot, slot = [], 0
-        for plan in plans:
-            first_slot.append(slot)
-            slot += len(plan)
+        tiles = q_tiles(self.shape, self.q_tile)
+        per_tile, slots = [], 0
+        for t, tile in enumerate(tiles):
+            steps = self.steps(tile, slots)
+            chunks = self.chunks(steps)
+            per_tile.append([self.tasks(t, tile, chunks, c) for c in range(len(chunks))])
+            slots += len(steps)
         tasks: list[Task] = []
-        # Step-major: every q-tile's step i comes before any q-tile's step i + 1, so that the
-        # scheduler (which prefers earlier tasks) moves all q-tiles forward together.
-        for i in range(max(len(p) for p in plans)):
-            for t, (tile, plan) in enumerate(zip(tiles, plans, strict=True)):
-                if i >= len(plan):
-                    continue
-                here = first_slot[t] + i
-                blocks = [int(self.table[tile.request, j]) for j in plan[i]]
-                width = len(blocks) * s.block_size
-                valid = min(width, self.lens[tile.request] - plan[i][0] * s.block_size)
-                tag = f"r{tile.request}h{tile.head0}s{i}"
-                nb = f"{len(blocks)}b"
-                tasks += [
-                    Task(f"qk_{tag}", self.qk_matmul(f"qk_matmul_{nb}", tile, blocks, here), CoreKind.CUBE),
-                    Task(f"sm_{tag}", self.softmax_prepare(f"softmax_prepare_{nb}", tile, width, valid, here),
-                         CoreKind.VECTOR),
-                    Task(f"pv_{tag}", self.pv_matmul(f"pv_matmul_{nb}", tile, blocks, here), CoreKind.CUBE),
-                ]
-                if i > 0 or len(plan) == 1:
-                    update = self.online_update("online_update", tile, t, i, here, first_slot[t],
-                                                last=i == len(plan) - 1)
-                    tasks.append(Task(f"up_{tag}", update, CoreKind.VECTOR))
-        slots, d = slot, s.head_dim
-        tensors = (
+        # Pipelined over chunks: wave w lists every q-tile's qk and softmax of chunk w, then every
+        # q-tile's pv and update of chunk w - 1. The scheduler prefers earlier tasks, so a cube core
+        # computes chunk w's scores before chunk w - 1's P @ V: the vector cores turn scores into P
+        # while the cube cores go on streaming K, and the run ends with only pv and update to drain.
+        for w in range(max(len(chunks) for chunks in per_tile) + 1):
+            tasks += [task for chunks in per_tile if w < len(chunks) for task in chunks[w][0]]
+            tasks += [task for chunks in per_tile if 0 < w <= len(chunks) for task in chunks[w - 1][1]]
+        return Program(f"paged_attention_{self.variant}", self.tensors(len(tiles), slots), tuple(tasks))
+
+    def tensors(self, tiles: int, slots: int) -> tuple[Tensor, ...]:
+        s, d, rows = self.shape, self.shape.head_dim, self.q_tile
+        return (
             Tensor("query", BF16, (s.batch, s.num_heads, d), Role.INPUT),
-            Tensor("key_cache", BF16, self.kv_shape, Role.INPUT),
-            Tensor("value_cache", BF16, self.kv_shape, Role.INPUT),
+            # K and V are read once: the L2 cache hint keeps them from pushing the workspace out.
+            Tensor("key_cache", BF16, self.kv_shape, Role.INPUT, l2=False),
+            Tensor("value_cache", BF16, self.kv_shape, Role.INPUT, l2=False),
             Tensor("block_table", DType.INT32, tuple(self.table.shape), Role.INPUT),
             Tensor("context_lens", DType.INT32, (s.batch,), Role.INPUT),
             Tensor("out", FP32, (s.batch, s.num_heads, d), Role.OUTPUT),
-            Tensor("ws_scores", FP32, (slots, self.q_tile, self.width), Role.WORKSPACE),
-            Tensor("ws_p", BF16, (slots, self.q_tile, self.width), Role.WORKSPACE),
-            Tensor("ws_max", FP32, (slots, self.q_tile, 1), Role.WORKSPACE),
-            Tensor("ws_sum", FP32, (slots, self.q_tile, 1), Role.WORKSPACE),
-            Tensor("ws_o", FP32, (slots, self.q_tile, d), Role.WORKSPACE),
-            Tensor("state_max", FP32, (len(tiles), self.q_tile, 1), Role.WORKSPACE),
-            Tensor("state_sum", FP32, (len(tiles), self.q_tile, 1), Role.WORKSPACE),
-            Tensor("state_o", FP32, (len(tiles), self.q_tile, d), Role.WORKSPACE),
+            Tensor("ws_scores", FP32, (slots, rows, self.width), Role.WORKSPACE),
+            Tensor("ws_p", BF16, (slots, rows, self.width), Role.WORKSPACE),
+            Tensor("ws_max", FP32, (slots, rows, 1), Role.WORKSPACE),
+            Tensor("ws_sum", FP32, (slots, rows, 1), Role.WORKSPACE),
+            Tensor("ws_o", FP32, (slots, rows, d), Role.WORKSPACE),
+            Tensor("state_max", FP32, (tiles, rows, 1), Role.WORKSPACE),
+            Tensor("state_sum", FP32, (tiles, rows, 1), Role.WORKSPACE),
+            Tensor("state_o", FP32, (tiles, rows, d), Role.WORKSPACE),
         )
-        return Program(f"paged_attention_{self.variant}", tensors, tuple(tasks))
 
 
-def build(case: Case, variant: str, config: Hardware | None = None) -> Program:
+def build(case: Case, variant: str, config: Hardware | None = None,
+          steps_per_task: int = STEPS_PER_TASK) -> Program:
     """The `variant` ("1block" or "2block") program for this case's shapes, block table and lengths.
 
-    Its q-tiles and tile offsets follow `config`'s cube and buffers (None: the 910B's, see `Layout`).
+    Its q-tiles, tile offsets and buffer rings follow `config`'s cube and buffers (None: the 910B's,
+    see `Layout`). Each task walks up to `steps_per_task` steps of one q-tile.
     """
     steps_of(1, variant)  # rejects an unknown variant before any work
+    if not isinstance(steps_per_task, int) or isinstance(steps_per_task, bool) or steps_per_task < 1:
+        raise ValueError(f"steps_per_task must be a positive integer, got {steps_per_task!r}")
     s = case.shape
     lens = context_list([int(n) for n in case.context_lens], s.batch)
     table = np.asarray(case.block_table)
@@ -449,7 +624,13 @@ def build(case: Case, variant: str, config: Hardware | None = None) -> Program:
         if used.min() < 0 or used.max() >= case.num_blocks:
             raise ValueError(f"request {b}: block_table entries {used.tolist()} fall outside the pool of "
                              f"{case.num_blocks} blocks")
-    return _Builder(case, lens, variant, Layout.of(config)).program()
+    return _Builder(case, lens, variant, Layout.of(config), steps_per_task).program()
+
+
+def kv_bytes(shape: Shape, context_lens: int | Sequence[int]) -> int:
+    """Bytes of K and V that any run must read from HBM: every context token's K and V rows, once."""
+    tokens = sum(context_list(context_lens, shape.batch))
+    return 2 * tokens * shape.num_kv_heads * shape.head_dim * BF16.itemsize
 
 
 # --- references ---------------------------------------------------------------------------------

@@ -131,7 +131,9 @@ def _paged_attention(params: dict[str, Any], cube_cores: int, config: Hardware |
     shape, lens = _paged_shape(params)
     case = paged_attention.make_case(shape, lens, seed=params["seed"])
     variant = params["variant"]
-    program = paged_attention.build(case, variant, config)
+    steps = params["steps_per_task"]
+    program = paged_attention.build(case, variant, config,
+                                    paged_attention.STEPS_PER_TASK if steps is None else steps)
 
     def references(values: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         golden = paged_attention.reference_online(case, variant)
@@ -161,6 +163,8 @@ WORKLOADS: dict[str, Workload] = {
                 Option("context_lens", int_list, None, "one context length per request, e.g. 1,300,4096 "
                        "(overrides --context-len)"),
                 _SEED,
+                Option("steps_per_task", int, None, f"steps of a q-tile each task walks (default "
+                       f"{paged_attention.STEPS_PER_TASK}; 1: a task per step)"),
             ),
             _paged_attention,
             example="npusim run paged-attention --variant 1block --batch 3 --context-lens 100,2048,513",
