@@ -35,7 +35,7 @@ from npusim.config import (
     parse_override,
 )
 from npusim.inputs import load_inputs, random_inputs
-from npusim.report import compare_table, summary
+from npusim.report import HbmRoofline, compare_table, summary
 from npusim.results import Result, core_order
 from npusim.simulate import simulate
 from npusim.validation import ValidationError
@@ -323,6 +323,13 @@ def _instance(workload: registry.Workload, args: argparse.Namespace, config: Har
     return instance
 
 
+def _roofline(workload: registry.Workload, instance: registry.Instance,
+              config: HardwareConfig) -> HbmRoofline | None:
+    """The run's HBM roofline, if the workload says what bytes it must read."""
+    nbytes = workload.roofline_bytes(instance.params)
+    return None if nbytes is None else HbmRoofline(nbytes, workload.must_read_what, config.hbm.bandwidth_gbps)
+
+
 def _params(params: Mapping[str, Any]) -> str:
     shown = {k: v for k, v in params.items() if v is not None}
     return "(" + ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
@@ -409,6 +416,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     values = instance.inputs() if args.numerics else None
     result = _simulate(instance.program, config, values, args, workload.name)
     out(summary(result))
+    roofline = _roofline(workload, instance, config)
+    if roofline is not None:
+        out("  " + roofline.line(result))
     check = None
     if values is None:
         out("numerics: off (--no-numerics): timing only, no reference check")
@@ -417,6 +427,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                        instance.atol)
         _print_check(check, result.tensors or {}, out)
     record = outputs.record(result, workload.name, instance.params, overrides, check)
+    if roofline is not None:
+        record["hbm_roofline"] = roofline.record(result)
     _write_outputs(result, args, out, record)
     return 0 if check is None or check["match"] else 1
 
@@ -427,6 +439,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out = _Out(args)
     _check_folders(args, "trace", "plot")
     instances = [_instance(workload, args, config, variant=v) for v in args.variants]  # all checked first
+    roofline = _roofline(workload, instances[0], config)  # the variants read the same bytes
     rows, records = [], []
     for variant, instance in zip(args.variants, instances, strict=True):
         values = instance.inputs() if args.numerics else None
@@ -436,11 +449,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         rows.append((variant, result, None if check is None else check["match"]))
         records.append(outputs.record(result, workload.name, instance.params, overrides,
                                       check))
+        if roofline is not None:
+            records[-1]["hbm_roofline"] = roofline.record(result)
     common = {k: v for k, v in instances[0].params.items() if k != "variant"}
     title = (f"{workload.name} {_params(common)} on preset {config.name}"
              + (f" with {', '.join(args.overrides)}" if args.overrides else ""))
     out(title)
-    out(compare_table(rows))
+    out(compare_table(rows, roofline))
     if args.trace is not None:
         with _file("--trace", args.trace, "write"):
             count = trace.write(args.trace, [(variant, result) for variant, result, _ in rows],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from isa.types import Pipe
 from npusim.results import Result
@@ -38,11 +40,45 @@ def roofline_line(b: Bounds) -> str:
             f"achieved {b.cycles} cycles; {b.explain()}")
 
 
-def compare_table(rows: Sequence[tuple[str, Result, bool | None]]) -> str:
-    """One row per (variant, result, numerics matched or None if not checked); the first is the baseline."""
+@dataclass(frozen=True)
+class HbmRoofline:
+    """The least time any run of a workload can take: the bytes it must read, at the HBM bandwidth.
+
+    The bytes come from the workload's options (`Workload.roofline_bytes`), not from a run, so a
+    run that moves more (or re-reads) shows as a smaller share.
+    """
+
+    nbytes: float
+    what: str  # what the bytes are, e.g. "K and V read once"
+    gbps: float  # the preset's hbm.bandwidth_gbps
+
+    @property
+    def seconds(self) -> float:
+        return self.nbytes / (self.gbps * 1e9)
+
+    def share(self, result: Result) -> float:
+        """The roofline's time over the run's: 1.0 is a run that moves only those bytes, at full rate."""
+        return self.seconds / result.seconds if result.cycles else 0.0
+
+    def line(self, result: Result) -> str:
+        return (f"HBM roofline: {self.seconds * 1e6:.3f} us ({self.what} at {self.gbps:g} GB/s); "
+                f"this run {result.seconds * 1e6:.3f} us = {100 * self.share(result):.1f}% of it")
+
+    def record(self, result: Result) -> dict[str, Any]:
+        """The roofline as JSON: the bytes, what they are, the bandwidth, its time and the run's share."""
+        return {"bytes": self.nbytes, "what": self.what, "gbps": self.gbps,
+                "microseconds": self.seconds * 1e6, "percent": 100 * self.share(result)}
+
+
+def compare_table(rows: Sequence[tuple[str, Result, bool | None]],
+                  roofline: HbmRoofline | None = None) -> str:
+    """One row per (variant, result, numerics matched or None if not checked); the first is the baseline.
+
+    With a `roofline`, a column gives each variant's share of it, and a line below says what it is.
+    """
     base = rows[0][1].cycles
     head = ["variant", "cycles", "us", "speedup", "tasks", "instructions", "HBM MB",
-            *(f"{p.value} %" for p in SHOWN_PIPES), "numerics"]
+            *(f"{p.value} %" for p in SHOWN_PIPES), *(["roofline %"] if roofline else []), "numerics"]
     table = []
     for variant, result, matched in rows:
         util = result.utilization()
@@ -51,6 +87,7 @@ def compare_table(rows: Sequence[tuple[str, Result, bool | None]]) -> str:
             f"{base / result.cycles:.2f}x" if result.cycles else "-",
             f"{len(result.traces):,}", f"{result.instructions:,}", f"{result.memory.hbm_bytes / 1e6:.1f}",
             *(f"{100 * util[p]:.1f}" for p in SHOWN_PIPES),
+            *([f"{100 * roofline.share(result):.1f}"] if roofline else []),
             "not checked" if matched is None else ("match" if matched else "MISMATCH"),
         ])
     widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(len(head))]
@@ -59,4 +96,7 @@ def compare_table(rows: Sequence[tuple[str, Result, bool | None]]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("speedup: the first variant's cycles / each variant's; busy %: of the cores that have the "
                  "pipe and ran a task; numerics: every output within tolerance of every reference")
+    if roofline:
+        lines.append(f"HBM roofline: {roofline.seconds * 1e6:.3f} us ({roofline.what} at {roofline.gbps:g} "
+                     f"GB/s); roofline %: that time over each variant's")
     return "\n".join(lines)

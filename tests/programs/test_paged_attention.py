@@ -1,6 +1,8 @@
 """Paged attention, 1-block and 2-block, against both PyTorch references, and its task graph."""
 
+import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from isa import Load, Mmad
 from isa.check import CheckError
 from isa.interpret import interpret
 from npusim import load_preset, simulate
+from npusim.cli import main
 from programs import paged_attention as pa
 from programs import registry
 
@@ -237,6 +240,41 @@ def test_the_roofline_is_k_and_v_read_once_worked_by_hand():
     assert workload.roofline_bytes({}) == 268_435_456
     assert workload.roofline_bytes({"context_lens": [300, 513], "batch": 2, "head_dim": 64}) == 208_128
     assert registry.get("matmul").roofline_bytes({}) is None
+
+
+SMALL_GQA = ["--batch", "2", "--num-heads", "8", "--num-kv-heads", "2", "--head-dim", "64", "--block-size",
+             "64", "--context-lens", "150,70", "--no-numerics", "--set", "hbm.bandwidth_gbps=800"]
+ROOF_US = 112_640 / 800e9 * 1e6  # 0.1408 us: K and V of the case above at the --set bandwidth
+
+
+def test_run_prints_its_share_of_the_roofline_in_text_and_json(capsys):
+    assert main(["run", "paged-attention", *SMALL_GQA]) == 0
+    out = capsys.readouterr().out
+    run_us = int(re.search(r"timing: (\d+) cycles", out).group(1)) / (CFG.clock_ghz * 1e3)
+    assert (f"  HBM roofline: 0.141 us (K and V read once at 800 GB/s); this run {run_us:.3f} us = "
+            f"{100 * ROOF_US / run_us:.1f}% of it") in out
+    assert main(["run", "paged-attention", *SMALL_GQA, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    roof = record["hbm_roofline"]
+    assert (roof["bytes"], roof["what"], roof["gbps"]) == (112_640, "K and V read once", 800.0)
+    assert roof["microseconds"] == pytest.approx(ROOF_US)
+    assert roof["percent"] == pytest.approx(100 * ROOF_US / record["microseconds"])
+
+
+def test_compare_gives_each_variant_its_share_of_the_roofline(capsys):
+    assert main(["compare", "paged-attention", *SMALL_GQA]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = lines[1].split()
+    assert head[-3:] == ["roofline", "%", "numerics"]
+    for line in lines[3:5]:
+        row = line.split()  # ... roofline %, "not checked"
+        run_us = int(row[1].replace(",", "")) / (CFG.clock_ghz * 1e3)
+        assert row[-3] == f"{100 * ROOF_US / run_us:.1f}"
+    assert lines[-1] == ("HBM roofline: 0.141 us (K and V read once at 800 GB/s); roofline %: that time over "
+                         "each variant's")
+    assert main(["compare", "paged-attention", *SMALL_GQA, "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["hbm_roofline"]["bytes"] for r in runs] == [112_640, 112_640]
 
 
 def test_the_seed_configuration_runs_and_matches_for_both_variants():
