@@ -4,7 +4,8 @@
 
 Timing only (numerics off): cycles do not depend on the data. Prints a Markdown table and, per
 configuration, the counts that explain the difference (tasks dispatched, q loads, sync
-instructions, HBM bytes, pipe busy time).
+instructions, HBM bytes, pipe busy time) and the run's share of its HBM roofline (K and V read
+once at the preset's HBM bandwidth, as `npusim run` prints it).
 """
 
 from __future__ import annotations
@@ -44,23 +45,25 @@ def main() -> int:
     if args.overrides:
         config = config.replace(dict(parse_override(o, config) for o in args.overrides))
     pipes = " | ".join(f"{p.value} %" for p in SHOWN_PIPES)
-    print("| batch | context | variant | cycles | us | speedup | tasks | instructions | q loads "
+    print("| batch | context | variant | cycles | us | speedup | roofline % | tasks | instructions | q loads "
           f"| sync instr | HBM MB | HBM GB/s | {pipes} |")
-    print("|" + " ---: |" * (12 + len(SHOWN_PIPES)))
+    print("|" + " ---: |" * (13 + len(SHOWN_PIPES)))
     for batch in BATCHES:
         for context in CONTEXTS:
             shape = pa.Shape(batch=batch, num_heads=16, num_kv_heads=1, head_dim=128, block_size=128)
             case = pa.make_case(shape, context, seed=0)
+            roofline = pa.kv_bytes(shape, context) / (config.hbm.bandwidth_gbps * 1e9)  # seconds
             base = None
             for variant in pa.VARIANTS:
-                program = pa.build(case, variant)
+                program = pa.build(case, variant, config)
                 result = simulate(program, config, numerics=False)
                 base = base or result.cycles
                 q, sync = counts(program)
                 util = result.utilization()
                 busy = " | ".join(f"{100 * util[p]:.1f}" for p in SHOWN_PIPES)
                 print(f"| {batch} | {context} | {variant} | {result.cycles:,} | {result.seconds * 1e6:.1f} | "
-                      f"{base / result.cycles:.2f}x | {len(program.tasks):,} | {result.instructions:,} | "
+                      f"{base / result.cycles:.2f}x | {100 * roofline / result.seconds:.1f} | "
+                      f"{len(program.tasks):,} | {result.instructions:,} | "
                       f"{q:,} | {sync:,} | {result.memory.hbm_bytes / 1e6:.1f} | "
                       f"{result.memory.average_gbps(result.cycles):.0f} | {busy} |", flush=True)
     return 0
