@@ -77,6 +77,19 @@ def _name(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def read_marker(lines: list[str], i: int, prefix: str) -> tuple[str, list[str], int] | None:
+    """The marker comment opening at line `i` with `prefix`: (its command, its other non-empty lines,
+    the index of its last line); None when it never ends (no `-->`). Shared by docs/tools/what_if.py."""
+    text = lines[i][len(prefix):]
+    while "-->" not in lines[i]:
+        i += 1
+        if i == len(lines):
+            return None
+        text += "\n" + lines[i]
+    command, *options = [t.strip() for t in text[: text.index("-->")].strip().splitlines()]
+    return command, [o for o in options if o], i
+
+
 def find(path: Path) -> list[Transcript]:
     """The marked transcripts of one markdown file, in order; TranscriptError for a malformed one."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -87,15 +100,11 @@ def find(path: Path) -> list[Transcript]:
             i += 1
             continue
         start = i
-        text = lines[i][len(_MARKER):]
-        while "-->" not in lines[i]:
-            i += 1
-            if i == len(lines):
-                raise TranscriptError(f"{_name(path)}:{start + 1}: the marker never ends (-->)")
-            text += "\n" + lines[i]
-        text = text[: text.index("-->")]
-        command, *options = [t.strip() for t in text.strip().splitlines()]
-        fields = dict(_option(o, path, start) for o in options if o)
+        marker = read_marker(lines, i, _MARKER)
+        if marker is None:
+            raise TranscriptError(f"{_name(path)}:{start + 1}: the marker never ends (-->)")
+        command, options, i = marker
+        fields = dict(_option(o, path, start) for o in options)
         i += 1
         if i >= len(lines) or not lines[i].startswith("```"):
             raise TranscriptError(f"{_name(path)}:{start + 1}: a transcript marker must be "

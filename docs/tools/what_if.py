@@ -48,6 +48,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a checkout without install
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from transcripts import read_marker  # noqa: E402  (the marker comments both tools read)
 
 PAGE = ROOT / "docs" / "what-if.md"
 WIDTH = 100
@@ -82,15 +84,12 @@ def find(path: Path) -> list[Study]:
             i += 1
             continue
         start = i
-        text = lines[i][len(_START):]
-        while "-->" not in lines[i]:
-            i += 1
-            if i == len(lines):
-                raise StudyError(f"line {start + 1}: the marker never ends (-->)")
-            text += "\n" + lines[i]
-        command, *options = [t.strip() for t in text[: text.index("-->")].strip().splitlines()]
+        marker = read_marker(lines, i, _START)
+        if marker is None:
+            raise StudyError(f"line {start + 1}: the marker never ends (-->)")
+        command, options, i = marker
         fields = {}
-        for option in filter(None, options):
+        for option in options:
             key, sep, value = option.partition(":")
             if key.strip() not in ("columns", "plot") or not sep:
                 raise StudyError(f"line {start + 1}: unknown marker line {option!r}; valid: columns: A, B, "
