@@ -77,35 +77,36 @@ def _name(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def read_marker(lines: list[str], i: int, prefix: str) -> tuple[str, list[str], int] | None:
-    """The marker comment opening at line `i` with `prefix`: (its command, its other non-empty lines,
-    the index of its last line); None when it never ends (no `-->`). Shared by docs/tools/what_if.py."""
-    text = lines[i][len(prefix):]
-    while "-->" not in lines[i]:
+def markers(lines: list[str], prefix: str) -> Iterator[tuple[int, str, list[str], int]]:
+    """Each marker comment opening with `prefix`, in order: (its first line's index, its command,
+    its other non-empty lines, its last line's index). A marker that never ends (no `-->`) is
+    yielded with last index -1. Shared by docs/tools/what_if.py."""
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith(prefix):
+            i += 1
+            continue
+        start, text = i, lines[i][len(prefix):]
+        while "-->" not in lines[i]:
+            i += 1
+            if i == len(lines):
+                yield start, "", [], -1
+                return
+            text += "\n" + lines[i]
+        command, *options = [t.strip() for t in text[: text.index("-->")].strip().splitlines()]
+        yield start, command, [o for o in options if o], i
         i += 1
-        if i == len(lines):
-            return None
-        text += "\n" + lines[i]
-    command, *options = [t.strip() for t in text[: text.index("-->")].strip().splitlines()]
-    return command, [o for o in options if o], i
 
 
 def find(path: Path) -> list[Transcript]:
     """The marked transcripts of one markdown file, in order; TranscriptError for a malformed one."""
     lines = path.read_text(encoding="utf-8").splitlines()
     found = []
-    i = 0
-    while i < len(lines):
-        if not lines[i].startswith(_MARKER):
-            i += 1
-            continue
-        start = i
-        marker = read_marker(lines, i, _MARKER)
-        if marker is None:
+    for start, command, options, last in markers(lines, _MARKER):
+        if last < 0:
             raise TranscriptError(f"{_name(path)}:{start + 1}: the marker never ends (-->)")
-        command, options, i = marker
         fields = dict(_option(o, path, start) for o in options)
-        i += 1
+        i = last + 1
         if i >= len(lines) or not lines[i].startswith("```"):
             raise TranscriptError(f"{_name(path)}:{start + 1}: a transcript marker must be "
                                   "followed at once by a fenced block (```)")
@@ -114,7 +115,6 @@ def find(path: Path) -> list[Transcript]:
             raise TranscriptError(f"{_name(path)}:{i + 1}: the block below the marker never ends")
         found.append(Transcript(path, start + 1, command, fields.get("setup"), int(fields.get("status", 0)),
                                 "slow" in fields, (i + 1, close)))
-        i = close + 1
     return found
 
 

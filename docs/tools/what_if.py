@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a checkout without install
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transcripts import read_marker  # noqa: E402  (the marker comments both tools read)
+from transcripts import markers  # noqa: E402  (the marker comments both tools read)
 
 PAGE = ROOT / "docs" / "what-if.md"
 WIDTH = 100
@@ -78,16 +78,9 @@ def find(path: Path) -> list[Study]:
     """The marked studies of a markdown file, in order; StudyError for a malformed one."""
     lines = path.read_text(encoding="utf-8").splitlines()
     found = []
-    i = 0
-    while i < len(lines):
-        if not lines[i].startswith(_START):
-            i += 1
-            continue
-        start = i
-        marker = read_marker(lines, i, _START)
-        if marker is None:
+    for start, command, options, last in markers(lines, _START):
+        if last < 0:
             raise StudyError(f"line {start + 1}: the marker never ends (-->)")
-        command, options, i = marker
         fields = {}
         for option in options:
             key, sep, value = option.partition(":")
@@ -97,12 +90,11 @@ def find(path: Path) -> list[Study]:
             fields[key.strip()] = value.strip()
         if set(fields) != {"columns", "plot"}:
             raise StudyError(f"line {start + 1}: a study marker needs both columns: and plot:")
-        end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == _END), None)
+        end = next((j for j in range(last + 1, len(lines)) if lines[j].strip() == _END), None)
         if end is None:
             raise StudyError(f"line {start + 1}: the study never ends ({_END})")
         columns = tuple(c.strip() for c in fields["columns"].split(","))
-        found.append(Study(start + 1, command, columns, fields["plot"], (i + 1, end)))
-        i = end + 1
+        found.append(Study(start + 1, command, columns, fields["plot"], (last + 1, end)))
     return found
 
 
