@@ -251,12 +251,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TranscriptError as err:
         print(f"transcripts: {err}", file=sys.stderr)
         return 2
+    return report_stale(stale, args.check, "transcript(s)", "docs/tools/transcripts.py")
+
+
+def report_stale(stale: list[str], check: bool, what: str, script: str) -> int:
+    """Print the diffs of what was stale and a count; the exit status (1: stale blocks under --check).
+    Shared by docs/tools/what_if.py."""
     for diff in stale:
         print(diff)
     if stale:
-        verb = "are stale; run python docs/tools/transcripts.py" if args.check else "rewritten"
-        print(f"{len(stale)} transcript(s) {verb}", file=sys.stderr)
-    return 1 if stale and args.check else 0
+        verb = f"are stale; run python {script}" if check else "rewritten"
+        print(f"{len(stale)} {what} {verb}", file=sys.stderr)
+    return 1 if stale and check else 0
 
 
 if __name__ == "__main__":

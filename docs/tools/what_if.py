@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a checkout without install
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transcripts import markers  # noqa: E402  (the marker comments both tools read)
+from transcripts import markers, report_stale  # noqa: E402  (the marker comments both tools read)
 
 PAGE = ROOT / "docs" / "what-if.md"
 WIDTH = 100
@@ -204,12 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StudyError as err:
         print(f"what_if: docs/what-if.md: {err}", file=sys.stderr)
         return 2
-    for diff in stale:
-        print(diff)
-    if stale:
-        verb = "are stale; run python docs/tools/what_if.py" if args.check else "rewritten"
-        print(f"{len(stale)} study table(s) {verb}", file=sys.stderr)
-    return 1 if stale and args.check else 0
+    return report_stale(stale, args.check, "study table(s)", "docs/tools/what_if.py")
 
 
 if __name__ == "__main__":
