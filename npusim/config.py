@@ -36,6 +36,7 @@ class Chip:
     cube_cores: int  # AIC on a split chip; the core count on a coupled chip
     vector_cores: int  # AIV on a split chip; 0 on a coupled chip
     dispatch_cycles: int  # from a task becoming ready to its first instruction issuing on a core
+    launch_cycles: int  # per run, before its first task: the kernel launch a profiler's task time counts
 
 
 @dataclass(frozen=True)

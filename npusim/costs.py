@@ -17,8 +17,9 @@ its result is written and flags waiting on it may fire); latency >= occupancy. F
   adds cube.latency_cycles.
 - vector: occupancy = startup + rows x row_cycles + repeats x repeat_cycles of the op's family
   (`config.vector.<family>`), over the largest operand: repeats = its bytes / bytes_per_repeat,
-  rounded up over the whole tile, or per row for row-wise families (vrowmax, vrowsum,
-  vrowexpand*); latency adds vector.latency_cycles.
+  rounded up over the whole tile, at least one per row for two-tile ops (vadd, vmul, ...), or
+  per row for row-wise families (vrowmax, vrowsum, vrowexpand*); latency adds
+  vector.latency_cycles.
 - set_flag, wait_flag, barrier: no cost of their own; the engine times them (flag_cycles).
 """
 
@@ -179,14 +180,27 @@ def _mmad(i: Mmad, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
     return Cost(occ, occ + cube.latency_cycles, flops=2 * m * k * n)
 
 
-def _vector_cost(family: Callable[[Any, Vector], VectorOp], by_row: bool = False,
+class Repeats(enum.Enum):
+    """How a vector op counts the 256-byte repeats of its largest operand, a [rows, cols] tile."""
+
+    TILE = "tile"  # packed over the whole tile, rows back to back
+    ROW_MIN = "row_min"  # packed, but at least one per row: a narrow row still costs a repeat
+    PER_ROW = "per_row"  # every row in repeats of its own (row-wise reductions and expansions)
+
+    def count(self, rows: int, row_bytes: int, bytes_per_repeat: int) -> int:
+        if self is Repeats.PER_ROW:
+            return rows * math.ceil(row_bytes / bytes_per_repeat)
+        packed = math.ceil(rows * row_bytes / bytes_per_repeat)
+        return max(rows, packed) if self is Repeats.ROW_MIN else packed
+
+
+def _vector_cost(family: Callable[[Any, Vector], VectorOp], repeats: Repeats = Repeats.TILE,
                  fp32_lanes: Callable[[Any], bool] = lambda i: False) -> Callable[..., Cost]:
     """The cost function of a vector instruction of the op family `family(instr, config.vector)`.
 
-    Repeats are the largest operand's bytes over bytes_per_repeat, rounded up over the whole tile,
-    or, `by_row`, per row (a row-wise op takes every row in repeats of its own). Where
-    `fp32_lanes(instr)`, the op computes at fp32 width whatever its dtype, so its repeats count
-    4 bytes per element (pto-isa's TEXP fit has one per-element cost for fp16 and fp32).
+    Repeats are counted over the largest operand as `repeats` says. Where `fp32_lanes(instr)`, the
+    op computes at fp32 width whatever its dtype, so its repeats count 4 bytes per element
+    (pto-isa's TEXP fit has one per-element cost for fp16 and fp32).
     """
 
     def cost(i: Instruction, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
@@ -195,15 +209,17 @@ def _vector_cost(family: Callable[[Any, Vector], VectorOp], by_row: bool = False
         largest = max((*i.reads, *i.writes), key=lambda r: r.nbytes)
         rows, cols = largest.shape
         row_bytes = cols * (4 if fp32_lanes(i) else largest.dtype.itemsize)
-        if by_row:
-            repeats = rows * math.ceil(row_bytes / v.bytes_per_repeat)
-        else:
-            repeats = math.ceil(rows * row_bytes / v.bytes_per_repeat)
-        occ = cycles(op.startup_cycles + rows * op.row_cycles + repeats * op.repeat_cycles)
+        n = repeats.count(rows, row_bytes, v.bytes_per_repeat)
+        occ = cycles(op.startup_cycles + rows * op.row_cycles + n * op.repeat_cycles)
         dst = i.writes[0]
         return Cost(occ, occ + v.latency_cycles, flops=dst.shape[0] * dst.shape[1])
 
     return cost
+
+
+# vdiv is fitted to pto-isa's TDIVS, which packs narrow rows; TMUL and TSUB take a repeat a row at least
+_vbinary = _vector_cost(lambda i, v: v.binary, Repeats.ROW_MIN)
+_vdiv = _vector_cost(lambda i, v: v.div)
 
 
 def _sync(i: Instruction, c: HardwareConfig, tensors: Mapping[str, Tensor]) -> Cost:
@@ -216,12 +232,13 @@ COSTS: dict[type[Instruction], Callable[..., Cost]] = {
     Mmad: _mmad,
     Fixpipe: _fixpipe,
     Store: _store,
-    VecBinary: _vector_cost(lambda i, v: v.div if i.op is BinaryOp.DIV else v.binary),
+    VecBinary: lambda i, c, t: (_vdiv if i.op is BinaryOp.DIV else _vbinary)(i, c, t),
     VecScalar: _vector_cost(lambda i, v: v.scalar),
     VecUnary: _vector_cost(lambda i, v: v.exp if i.op is UnaryOp.EXP else v.copy,
                            fp32_lanes=lambda i: i.op is UnaryOp.EXP),
-    RowReduce: _vector_cost(lambda i, v: v.rowmax if i.op is ReduceOp.MAX else v.rowsum, by_row=True),
-    RowExpand: _vector_cost(lambda i, v: v.rowexpand, by_row=True),
+    RowReduce: _vector_cost(lambda i, v: v.rowmax if i.op is ReduceOp.MAX else v.rowsum,
+                           Repeats.PER_ROW),
+    RowExpand: _vector_cost(lambda i, v: v.rowexpand, Repeats.PER_ROW),
     Cast: _vector_cost(lambda i, v: v.cast),
     Dup: _vector_cost(lambda i, v: v.dup),
     FillPad: _vector_cost(lambda i, v: v.fillpad),

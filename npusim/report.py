@@ -21,6 +21,9 @@ def summary(result: Result) -> str:
     lines = [f"timing: {result.cycles} cycles = {result.seconds * 1e6:.3f} us at {clock:g} GHz "
              f"({result.instructions} instructions, {len(result.traces)} task(s) on {len(cores)} core(s))",
              "  pipe   busy cycles  busy % (of the cores that have the pipe and ran a task)"]
+    if result.launch_cycles:
+        lines.insert(1, f"  end to end: {result.end_to_end_seconds * 1e6:.3f} us with the kernel launch "
+                        f"(chip.launch_cycles = {result.launch_cycles})")
     utilization, busy = result.utilization(), result.busy
     for pipe in Pipe:
         if busy[pipe]:

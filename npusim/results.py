@@ -125,6 +125,16 @@ class Result:
         return self.cycles / (self.config.clock_ghz * 1e9)
 
     @property
+    def launch_cycles(self) -> int:
+        """The kernel launch before the first task (`chip.launch_cycles`): not in `cycles` or the traces."""
+        return self.config.chip.launch_cycles
+
+    @property
+    def end_to_end_seconds(self) -> float:
+        """The run with its launch, as a profiler's task time on the chip counts it."""
+        return (self.cycles + self.launch_cycles) / (self.config.clock_ghz * 1e9)
+
+    @property
     def busy(self) -> dict[Pipe, int]:
         """Occupied cycles per pipe, summed over every kernel run."""
         total = dict.fromkeys(Pipe, 0)

@@ -236,7 +236,7 @@ def cube_rows() -> list[Measurement]:
 # --- the pto-isa GEMM -------------------------------------------------------------------------------
 
 # m = k = n -> (TMATMUL (Cube) Ratio %, TLOAD Ratio %, Execution time ms); fp16 in, fp32 out
-PTO_GEMM = {1536: (54.5, 72.2, 0.0388), 6144: (86.7, 95.2, 1.5060)}
+PTO_GEMM = {1536: (54.5, 72.2, 0.0388), 3072: (79.0, 90.9, 0.2067), 6144: (86.7, 95.2, 1.5060)}
 _PTO_GEMM_SOURCE = ("pto-isa (zouzias/pto-isa-mirror@c138a4b2) kernels/manual/a2a3/gemm_performance/"
                     "README.md \"Measured Performance (Reference)\" (Ascend A3, 24 cores), m=k=n={n}: "
                     "{column} {value}")

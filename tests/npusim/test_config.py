@@ -17,7 +17,7 @@ def test_default_preset_gives_the_core_limits():
     assert "910b2" in available_presets()
 
 
-CITED = re.compile(r"\[[A-Za-z]+\]|assumption|third-party|fitted to")
+CITED = re.compile(r"\[[A-Za-z-]+\]|assumption|third-party|fitted to")
 
 
 def test_every_preset_number_cites_a_source_or_says_assumption():
