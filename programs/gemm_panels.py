@@ -15,9 +15,10 @@ together), so a k-step's slice of either panel is one contiguous tile; MTE1 tran
 its way to L0A. When a slice's bytes are not a multiple of L1's alignment (a partial tile on a
 512 B-aligned L1), each slice is loaded on its own into an aligned slot.
 
-Every buffer has a "free" flag that its consumer sets back to its producer, pre-set once at the
-start and drained at the end: (MTE1 -> MTE2, p) for L1 panel buffer p, (M -> MTE1, s) for L0A/L0B
-slot s, (FIX -> M, 0) for the accumulator.
+Every buffer has a "free" flag that its consumer sets back to its producer: (MTE1 -> MTE2, p) for
+L1 panel buffer p, (M -> MTE1, s) for L0A/L0B slot s, (FIX -> M, 0) for the accumulator. The kernel
+is written with each pre-set once at the start and drained at the end, as a loop would be, and
+`programs.flags.trim` then drops those pre-sets and drains, which order nothing in straight-line code.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from isa import (
     Tile,
     WaitFlag,
 )
+from programs.flags import trim
 from programs.target import Hardware, align_up, largest_doubling
 
 
@@ -271,4 +273,4 @@ def panel_kernel(name: str, tiles: Iterable[tuple[int, int]], m: int, n: int, k:
         _write_out(out, acc, r0, c0)
     for flag in _FREES:  # consume the last "free" of every buffer so no flag is left set
         out.wait(*flag)
-    return Kernel(name, tuple(out.body))
+    return Kernel(name, trim(out.body))  # less the pre-sets and drains, which order nothing

@@ -3,8 +3,9 @@
 For each output tile the kernel walks K in steps of `tk`: MTE2 loads the A and B slices into one of
 two L1 buffers while MTE1 moves the previous slices into one of two L0A/L0B buffers and the cube
 accumulates into one of two L0C tiles; FIX writes a finished tile out while the cube starts the
-next. Every buffer has a "free" flag that its consumer sets back to its producer, pre-set once at
-the start and drained at the end, so every step looks the same.
+next. Every buffer has a "free" flag that its consumer sets back to its producer; the kernel is
+written with each pre-set once at the start and drained at the end, so every step looks the same,
+and `programs.flags.trim` then drops those pre-sets and drains, which order nothing.
 
 What it teaches is what it lacks: each L1 slice feeds one k-step only, so every 128-deep step pays
 two DMAs (their latency and per-row costs) for 512 cube cycles, and on 24 cores the GEMM is bound by
@@ -38,6 +39,7 @@ from isa import (
     Tile,
     WaitFlag,
 )
+from programs.flags import trim
 from programs.target import Hardware, align_up, largest_doubling
 
 TILE = 128  # tm = tn = tk with no target: what `tile_sizes` gives for the 910B's 64 KiB L0A/L0B, 128 KiB L0C
@@ -143,7 +145,7 @@ def per_tile_kernel(name: str, tiles: Iterable[tuple[int, int]], m: int, n: int,
     for src, dst in frees:  # consume the last "free" of every buffer so no flag is left set
         for b in (0, 1):
             flag(src, dst, b, False)
-    return Kernel(name, tuple(body))
+    return Kernel(name, trim(body))  # less the pre-sets and drains, which order nothing
 
 
 def sized_kernel(name: str, tiles: Iterable[tuple[int, int]], m: int, n: int, k: int, dtype: DType,

@@ -500,8 +500,10 @@ class _Builder:
         """m = max(m, m_j), alpha = exp(m_old - m), beta = exp(m_j - m), l = alpha l + beta l_j,
         o = alpha o + beta o_j: the reference's fp32 operations in its order."""
         (m_j, l_j, o_j), (alpha, beta), v = step, scratch, Barrier(Pipe.V)
+        # No barrier first: the previous fold's last writes (l, o) are read only after its barriers,
+        # and the m this one reads was written by the previous fold's vmax, fenced there already.
         return [
-            v, VecBinary(BinaryOp.MAX, m_new, m_old, m_j), v,
+            VecBinary(BinaryOp.MAX, m_new, m_old, m_j), v,
             VecBinary(BinaryOp.SUB, alpha, m_old, m_new), VecBinary(BinaryOp.SUB, beta, m_j, m_new), v,
             VecUnary(UnaryOp.EXP, alpha, alpha), VecUnary(UnaryOp.EXP, beta, beta), v,
             VecBinary(BinaryOp.MUL, l_run, l_run, alpha), VecBinary(BinaryOp.MUL, l_j, l_j, beta),
