@@ -88,7 +88,7 @@ class Finding:
         if self.cores:
             where += f" on {self.cores[0]}" + (" ..." if len(set(self.cores)) > 1 else "")
         pair = f"{self.first}" + (f" and {self.second}" if self.second else "")
-        return f"{self.kind.value}: {self.what} on {self.where}, {where}\n    {pair}\n    fix: {self.fix}"
+        return f"{self.kind.value}: {self.what}; {self.where}; {where}\n    {pair}\n    fix: {self.fix}"
 
 
 def _text(ins: Instruction) -> str:

@@ -23,8 +23,9 @@ from isa.asm import format_listing, load_program
 from isa.check import check_program
 from isa.errors import CheckError, IsaError
 from isa.program import Program, Role
+from isa.sanitize import Finding, sanitize
 from isa.types import dtype_of
-from npusim import outputs, plots, sweep, timeline, trace
+from npusim import outputs, plots, sanitizer, sweep, timeline, trace
 from npusim.chip import core_names
 from npusim.config import (
     ConfigError,
@@ -99,7 +100,14 @@ def _add_numerics_option(p: argparse.ArgumentParser) -> None:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     _add_numerics_option(p)
     p.add_argument("--listing", action="store_true", help="print the program's assembly before running it")
+    _add_sanitize_option(p)
     _add_output_options(p, single_run=True)
+
+
+def _add_sanitize_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sanitize", action="store_true",
+                   help="also report every missing synchronisation the kernels permit, whatever this run's "
+                        "timing (racecheck, synccheck, initcheck; docs/sanitizer.md); exit 3 if any")
 
 
 def _add_output_options(p: argparse.ArgumentParser, single_run: bool) -> None:
@@ -191,6 +199,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_compare_command(sub)
     _add_sweep_command(sub)
     _add_asm_command(sub)
+    _add_check_command(sub)
     validate.add_parser(sub)
     presets = _command(sub, "presets", "list the hardware presets, or one preset's keys and values",
                        "npusim presets --keys --preset 910b3")
@@ -221,6 +230,7 @@ def _add_compare_command(sub: Any) -> None:
     for workload in _with_variants():
         p = _command(programs, workload.name, f"compare variants of {workload.name}",
                      f"npusim compare {workload.name} --variants {','.join(workload.variants)}")
+        _add_sanitize_option(p)
         p.add_argument("--variants", type=_variant_list(workload), default=list(workload.variants),
                        help="comma-separated, the first is the baseline "
                             f"(default: {','.join(workload.variants)})")
@@ -252,7 +262,19 @@ def _add_asm_command(sub: Any) -> None:
     asm.add_argument("--seed", type=int, default=0, help="seed of the inputs not given (default: 0)")
     _add_hardware_options(asm)
     asm.add_argument("--listing", action="store_true", help="print the program's assembly before running it")
+    asm.add_argument("--check-only", action="store_true",
+                     help="run the static checks and the sanitizer, not the kernel (as `npusim check`)")
+    _add_sanitize_option(asm)
     _add_output_options(asm, single_run=True)
+
+
+def _add_check_command(sub: Any) -> None:
+    check = _command(sub, "check", "check an assembly kernel without running it: static checks and the "
+                     "sanitizer", "npusim check kernel.s --preset 910b3")
+    check.add_argument("file", type=Path, help="an assembly file (.s); see docs/isa.md")
+    _add_hardware_options(check)
+    check.add_argument("--listing", action="store_true", help="print the program's assembly")
+    check.add_argument("--json", action="store_true", help="print the findings as JSON on stdout")
 
 
 @contextmanager
@@ -290,8 +312,8 @@ class _Out:
     def __init__(self, args: argparse.Namespace) -> None:
         self.stream = sys.stderr if getattr(args, "json", False) else sys.stdout
 
-    def __call__(self, text: str = "") -> None:
-        print(text, file=self.stream)
+    def __call__(self, text: str = "", end: str = "\n") -> None:
+        print(text, file=self.stream, end=end)
 
 
 def _announce(program: Program, config: HardwareConfig, out: _Out, args: argparse.Namespace) -> None:
@@ -302,9 +324,29 @@ def _announce(program: Program, config: HardwareConfig, out: _Out, args: argpars
         out("\n" + format_listing(program))
 
 
+def _sanitize(program: Program, args: argparse.Namespace, out: _Out) -> list[Finding] | None:
+    """With --sanitize: the program's findings, reported before the run (None without the option)."""
+    if not getattr(args, "sanitize", False):
+        return None
+    findings = sanitize(program)
+    out(sanitizer.report(findings))
+    return findings
+
+
+def _placed(result: Result, findings: list[Finding] | None, record: dict[str, Any]) -> Result:
+    """The run with its findings on the cores that ran them, in the JSON record too."""
+    if findings is None:
+        return result
+    result = sanitizer.place(result, findings)
+    record["sanitizer"] = [sanitizer.record(f) for f in result.sanitizer or ()]
+    return result
+
+
 def _describe(name: str, value: np.ndarray) -> str:
     head = np.array2string(value.reshape(-1)[:6].astype(np.float64), precision=4, separator=", ")
-    return f"  {name} {dtype_of(value.dtype).value}{list(value.shape)}: first values {head}"
+    nans = int(np.isnan(value).sum()) if value.dtype.kind == "f" else 0
+    poisoned = f"; {nans} of {value.size} are NaN" if nans else ""
+    return f"  {name} {dtype_of(value.dtype).value}{list(value.shape)}: first values {head}{poisoned}"
 
 
 def _instance(workload: registry.Workload, args: argparse.Namespace, config: HardwareConfig,
@@ -413,6 +455,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _validate_outputs(instance.program, config, args, args.numerics)
     out(f"{workload.name} {_params(instance.params)}: {workload.summary}")
     _announce(instance.program, config, out, args)  # _instance ran the checks
+    findings = _sanitize(instance.program, args, out)
     values = instance.inputs() if args.numerics else None
     result = _simulate(instance.program, config, values, args, workload.name)
     out(summary(result))
@@ -429,8 +472,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     record = outputs.record(result, workload.name, instance.params, overrides, check)
     if roofline is not None:
         record["hbm_roofline"] = roofline.record(result)
+    result = _placed(result, findings, record)
     _write_outputs(result, args, out, record)
-    return 0 if check is None or check["match"] else 1
+    return 3 if findings else 0 if check is None or check["match"] else 1
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -440,17 +484,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     _check_folders(args, "trace", "plot")
     instances = [_instance(workload, args, config, variant=v) for v in args.variants]  # all checked first
     roofline = _roofline(workload, instances[0], config)  # the variants read the same bytes
-    rows, records = [], []
+    found = []
     for variant, instance in zip(args.variants, instances, strict=True):
+        if args.sanitize:
+            out(f"{variant}: ", end="")
+        found.append(_sanitize(instance.program, args, out))
+    rows, records = [], []
+    for variant, instance, findings in zip(args.variants, instances, found, strict=True):
         values = instance.inputs() if args.numerics else None
         result = _simulate(instance.program, config, values, args, f"{workload.name} {variant}")
         check = None if values is None else outputs.numerics_check(
             instance.references(values), result.tensors or {}, instance.rtol, instance.atol)
-        rows.append((variant, result, None if check is None else check["match"]))
         records.append(outputs.record(result, workload.name, instance.params, overrides,
                                       check))
         if roofline is not None:
             records[-1]["hbm_roofline"] = roofline.record(result)
+        result = _placed(result, findings, records[-1])
+        rows.append((variant, result, None if check is None else check["match"]))
     common = {k: v for k, v in instances[0].params.items() if k != "variant"}
     title = (f"{workload.name} {_params(common)} on preset {config.name}"
              + (f" with {', '.join(args.overrides)}" if args.overrides else ""))
@@ -470,6 +520,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         base = rows[0][1].cycles
         runs = [{**rec, "speedup": base / rec["cycles"] if rec["cycles"] else None} for rec in records]
         print(json.dumps({"program": workload.name, "baseline": args.variants[0], "runs": runs}, indent=1))
+    if any(found):
+        return 3
     return 0 if all(matched is not False for _, _, matched in rows) else 1
 
 
@@ -478,9 +530,12 @@ def _cmd_asm(args: argparse.Namespace) -> int:
         program = load_program(args.file)
     config, overrides = _config(args)
     out = _Out(args)
+    if args.check_only:
+        return _check_only(program, config, args, out)
     _validate_outputs(program, config, args, True)
     check_program(program, config.limits_by_kind())
     _announce(program, config, out, args)
+    findings = _sanitize(program, args, out)
     given = load_inputs(program, args.inputs)
     values = {**random_inputs(program, args.seed, skip=given), **given}
     result = _simulate(program, config, values, args, str(args.file))
@@ -492,8 +547,28 @@ def _cmd_asm(args: argparse.Namespace) -> int:
         out(_describe(tensor.name, (result.tensors or {})[tensor.name]))
     params = {"file": str(args.file), "seed": args.seed, "inputs": sorted(given), "random_inputs": drawn}
     record = outputs.record(result, program.name, params, overrides, None)
+    result = _placed(result, findings, record)
     _write_outputs(result, args, out, record)
-    return 0
+    return 3 if findings else 0
+
+
+def _check_only(program: Program, config: HardwareConfig, args: argparse.Namespace, out: _Out) -> int:
+    """`npusim check` and `asm --check-only`: the static checks and the sanitizer, no run."""
+    check_program(program, config.limits_by_kind())
+    _announce(program, config, out, args)
+    findings = sanitize(program)
+    out(sanitizer.report(findings))
+    if getattr(args, "json", False):
+        print(json.dumps({"program": program.name, "preset": config.name,
+                          "findings": [sanitizer.record(f) for f in findings]}, indent=1))
+    return 3 if findings else 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    with _file("check", args.file, "read"):
+        program = load_program(args.file)
+    config, _ = _config(args)
+    return _check_only(program, config, args, _Out(args))
 
 
 def _swept_values(workload: registry.Workload, config: HardwareConfig, args: argparse.Namespace,
@@ -732,7 +807,8 @@ USER_ERRORS = (IsaError, ConfigError, UsageError, timeline.TimelineError, sweep.
 other exception is a bug and keeps its traceback, a KeyError or OSError included."""
 
 _COMMANDS = {"run": _cmd_run, "compare": _cmd_compare, "sweep": _cmd_sweep, "asm": _cmd_asm,
-             "validate": validate.run, "presets": _cmd_presets, "programs": _cmd_programs}
+             "check": _cmd_check, "validate": validate.run, "presets": _cmd_presets,
+             "programs": _cmd_programs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from isa.program import Kernel, Program
+from isa.sanitize import Finding
 from isa.types import Pipe
 from npusim.config import HardwareConfig
 
@@ -119,6 +120,8 @@ class Result:
     traces: tuple[KernelTrace, ...]
     tensors: Mapping[str, np.ndarray] | None
     memory: MemoryStats
+    # `simulate(..., sanitize=True)`: the sanitizer's findings (empty when clean); None when not asked
+    sanitizer: tuple[Finding, ...] | None = None
 
     @property
     def seconds(self) -> float:

@@ -12,10 +12,12 @@ from isa.check import check_program
 from isa.errors import IsaError
 from isa.program import Kernel, Program
 from isa.regions import GmRegion
+from isa.sanitize import sanitize as sanitize_program
 from isa.semantics import numeric_context
 from npusim.chip import ChipRun, DeadlockError
 from npusim.config import HardwareConfig, load_preset
 from npusim.results import Result
+from npusim.sanitizer import place
 
 __all__ = ["DeadlockError", "simulate"]
 
@@ -41,6 +43,7 @@ def simulate(
     numerics: bool = True,
     check: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    sanitize: bool = False,
 ) -> Result:
     """Time `program` on the chip of `config` (default preset 910b2): its tasks on as many cores.
 
@@ -49,10 +52,13 @@ def simulate(
     Raises CheckError before running if the program fails the static checks (`check=False` skips
     them, for studying what a broken kernel does), SyncError if a flag is set twice, DeadlockError
     if the kernel can never finish. `progress(instructions issued, total)` is called now and then
-    (a progress bar); it does not change the result.
+    (a progress bar); it does not change the result. With `sanitize`, the Result's `sanitizer` lists
+    every missing synchronisation the kernels permit, whatever this run's timing (`isa.sanitize`),
+    naming the core each task ran on.
     """
     with _gc_paused():
-        return _simulate(program, config or load_preset(), inputs, numerics, check, progress)
+        result = _simulate(program, config or load_preset(), inputs, numerics, check, progress)
+        return place(result, sanitize_program(result.program)) if sanitize else result
 
 
 def _simulate(program: Program | Kernel, config: HardwareConfig, inputs: Mapping[str, np.ndarray] | None,

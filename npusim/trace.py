@@ -3,7 +3,8 @@
 A process per core, a thread per pipe (plus one for the core's tasks), one complete event per
 instruction with its text, cycles and bytes, flow arrows from each `set_flag` to the `wait_flag` it
 released, and counter tracks: HBM bandwidth (a "memory" process) and each core's queue occupancy
-per pipe. Times are microseconds at the preset's clock; cycles are in every event's args.
+per pipe. Times are microseconds at the preset's clock; cycles are in every event's args. A run
+with the sanitizer's findings marks each one: an instant event on the pipe of its later instruction.
 `sync="hide"` leaves out the set_flag, wait_flag and barrier slices and their arrows, so that the
 pipelines' work stands alone.
 """
@@ -19,6 +20,7 @@ import numpy as np
 
 from isa.instructions import Barrier, SetFlag, WaitFlag
 from isa.types import Pipe
+from npusim import sanitizer
 from npusim.results import KernelTrace, Result, core_order
 
 SYNC_MODES = ("show", "hide")
@@ -85,6 +87,7 @@ def events(result: Result, sync: str = "show", label: str | None = None,
                              "dispatched_cycle": trace.dispatched, "first_issue_cycle": trace.first_cycle,
                              "done_cycle": trace.last_cycle, "cycles": trace.last_cycle - trace.dispatched}})
         flow_id = _instruction_events(out, trace, pid, clock, sync == "show", flow_id)
+    out += sanitizer.trace_marks(result, pid_of, lambda pipe: _TID[pipe], clock.us)
     out += _hbm_counter(result, memory_pid, clock)
     for core, pid in pid_of.items():
         out += _queue_counter(on_core[core], pid, clock)

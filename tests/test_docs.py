@@ -64,6 +64,20 @@ def test_the_example_listing_is_the_file(path=ROOT / "docs" / "isa.md"):
     assert block == [f"{n:>2}  {line}".rstrip() for n, line in enumerate(source, start=1)]
 
 
+def test_the_sync_example_is_the_file(path=ROOT / "docs" / "isa.md"):
+    """docs/isa.md §3.14's example kernel is programs/kv_head.s, which docs/sanitizer.md edits."""
+    text = path.read_text(encoding="utf-8").split("# One KV head of one cache block", 1)[1]
+    block = "# One KV head of one cache block" + text.split("```", 1)[0]
+    assert block == (ROOT / "programs" / "kv_head.s").read_text(encoding="utf-8")
+
+
+def test_the_vector_scale_listing_is_the_builders(path=ROOT / "programs" / "vector_scale.s"):
+    """programs/vector_scale.s, which docs/sanitizer.md edits, is what the builder makes."""
+    from isa.asm import load_program
+    from programs import vector_scale
+    assert load_program(path) == vector_scale.build(64, 256, tasks=1, alpha=0.125, tile_rows=16)
+
+
 def test_the_tile_matmul_table_fails_when_a_formula_and_the_run_disagree(monkeypatch, capsys):
     """docs/tools/tile_matmul_table.py, whose output is model.md §3.1, exits 1 naming the mismatch."""
     table = _tool("tile_matmul_table.py")
