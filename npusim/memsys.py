@@ -109,6 +109,7 @@ class MemorySystem:
         self._updated = env.now  # when `_left` (bytes each flow has left) was last brought up to date
         self._version = 0  # of the live timeout; an older one firing is ignored
         self._wake_at: float | None = None
+        self._update_due = False  # a recomputation of the rates is scheduled for the current cycle
         self.read_bytes = self.write_bytes = 0.0
         self.hbm_read_bytes = self.hbm_write_bytes = self.l2_hit_bytes = 0.0
         self.l2_write_bytes = self.writeback_bytes = 0.0  # writes kept in L2; dirty lines evicted to HBM
@@ -145,7 +146,8 @@ class MemorySystem:
         self._on_hbm = np.append(self._on_hbm, flow.on_hbm)
         self._on_l2 = np.append(self._on_l2, flow.on_l2)
         self._left = np.append(self._left, flow.nbytes)
-        self._update()
+        self._rate = np.append(self._rate, 0.0)  # until the update: no time passes before it
+        self._update_soon()
         return flow
 
     def start(self, transfer: Transfer) -> GmTiming:
@@ -220,9 +222,24 @@ class MemorySystem:
             self.last_done = now
             keep = ~finished
             self._flows = [f for f, k in zip(self._flows, keep.tolist(), strict=True) if k]
-            left, self._cap = left[keep], self._cap[keep]
+            left, self._cap, self._rate = left[keep], self._cap[keep], self._rate[keep]
             self._on_hbm, self._on_l2 = self._on_hbm[keep], self._on_l2[keep]
         self._left = left
+
+    def _update_soon(self) -> None:
+        """Recompute the rates once, later in this cycle, however many flows start in it.
+
+        No time passes before it runs, so the rates are those after the cycle's last start, as if
+        recomputed after each; cores started together start their transfers in the same cycle, and
+        recomputing once for all of them is the difference between one update and dozens.
+        """
+        if not self._update_due:
+            self._update_due = True
+            self.env.timeout(0).callbacks.append(self._due)
+
+    def _due(self, event: simpy.Event) -> None:
+        self._update_due = False
+        self._update()
 
     def _update(self) -> None:
         """Recompute the rates of the active flows and keep one timeout at the earliest completion."""
