@@ -18,11 +18,12 @@ import simpy
 
 from isa.deps import dependencies
 from isa.errors import IsaError
+from isa.instructions import Instruction
 from isa.limits import CoreLimits
 from isa.program import CoreKind, Kernel, Program
 from isa.types import Pipe
 from npusim.config import HardwareConfig
-from npusim.decode import DecodedKernel
+from npusim.decode import Decoded, DecodedKernel
 from npusim.engine import CoreRun
 from npusim.flags import SyncError
 from npusim.functional import FunctionalState
@@ -79,6 +80,7 @@ class ChipRun:
         self.running: dict[int, CoreRun] = {}
         self.issued = 0  # instructions of the finished tasks
         self._decode_cache: dict[int, DecodedKernel] = {}  # by kernel identity: the program keeps them
+        self._decoded_instructions: dict[Instruction, Decoded] = {}  # shared by every kernel's decoding
 
     def _build_pools(self) -> dict[CoreKind, tuple[list[int], list[_Core]]]:
         """For each kind of kernel, (a heap of idle core indices, the cores); shared where cores are."""
@@ -189,7 +191,8 @@ class ChipRun:
         """The kernel's decoded form, made once and shared by every task that runs it."""
         decoded = self._decode_cache.get(id(kernel))
         if decoded is None:
-            decoded = self._decode_cache[id(kernel)] = DecodedKernel(kernel, self.config, self.tensors)
+            decoded = self._decode_cache[id(kernel)] = DecodedKernel(kernel, self.config, self.tensors,
+                                                                     self._decoded_instructions)
         return decoded
 
     def _stall_report(self) -> str:

@@ -67,7 +67,11 @@ class DecodedKernel:
     makes its own flags, in that order).
     """
 
-    def __init__(self, kernel: Kernel, config: HardwareConfig, tensors: Mapping[str, Tensor]) -> None:
+    def __init__(self, kernel: Kernel, config: HardwareConfig, tensors: Mapping[str, Tensor],
+                 seen: dict[Instruction, Decoded] | None = None) -> None:
+        """`seen`: instructions already decoded, shared by the kernels of one run (the tasks of a
+        program repeat the same on-chip instructions across kernels); filled as this one decodes."""
+        seen = {} if seen is None else seen
         by_id: dict[int, int] = {}
         by_value: dict[Instruction, int] = {}
         table: list[Decoded] = []  # one row per distinct instruction
@@ -78,7 +82,10 @@ class DecodedKernel:
                 code = by_value.get(instr)
                 if code is None:
                     code = by_value[instr] = len(table)
-                    table.append(decode_one(instr, config, tensors))
+                    decoded = seen.get(instr)
+                    if decoded is None:
+                        decoded = seen[instr] = decode_one(instr, config, tensors)
+                    table.append(decoded)
                 by_id[id(instr)] = code
             codes.append(code)
         index = np.frombuffer(codes, dtype=np.int_)
