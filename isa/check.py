@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from isa.errors import CheckError
@@ -184,6 +183,8 @@ def _value(what: str, value: float, dtype: DType) -> str | None:
     with np.errstate(over="ignore"):
         rounded = float(np.asarray(v).astype(dtype.np))
     if math.isfinite(v) and not math.isfinite(rounded):
+        import ml_dtypes  # here, not at the top: isa.types loads it on first use, so must this module
+
         largest = float(ml_dtypes.finfo(dtype.np).max)
         return f"{what} {v!r} overflows {dtype.value} (largest finite {largest:g}); write inf if intended"
     return None
@@ -346,8 +347,13 @@ def _flag_problems(instrs: Sequence[Instruction], limits: CoreLimits, objects: M
 # --- entry points ------------------------------------------------------------------------------
 
 
-def problems(kernel: Kernel, tensors: Tensors, limits: CoreLimits) -> list[str]:
-    """Every static problem of `kernel` against the declared GM `tensors` and the core's `limits`."""
+def problems(kernel: Kernel, tensors: Tensors, limits: CoreLimits,
+             seen: dict[Instruction, list[str]] | None = None) -> list[str]:
+    """Every static problem of `kernel` against the declared GM `tensors` and the core's `limits`.
+
+    `seen`: the problems of instructions already checked against the same tensors and limits, shared
+    by the kernels of one program (its tasks repeat on-chip instructions); filled as this one checks.
+    """
     declared = dict(tensors) if isinstance(tensors, Mapping) else {t.name: t for t in tensors}
     instrs = kernel.instructions
     found: list[tuple[int, str]] = []
@@ -355,7 +361,7 @@ def problems(kernel: Kernel, tensors: Tensors, limits: CoreLimits) -> list[str]:
     # (equal objects share the result), and only a kernel with a problem is walked in order again.
     objects = dict(zip(map(id, instrs), instrs, strict=True))
     uses = Counter(map(id, instrs))
-    by_value: dict[Instruction, list[str]] = {}
+    by_value: dict[Instruction, list[str]] = {} if seen is None else seen
     bad: dict[int, list[str]] = {}
     for key, instr in objects.items():
         rule = RULES.get(type(instr))
@@ -397,9 +403,10 @@ def _at(index: int, instr: Instruction, problem: str) -> str:
     return f"instruction {index}{text}: {problem}"
 
 
-def check_kernel(kernel: Kernel, tensors: Tensors, limits: CoreLimits) -> None:
+def check_kernel(kernel: Kernel, tensors: Tensors, limits: CoreLimits,
+                 seen: dict[Instruction, list[str]] | None = None) -> None:
     """Raise CheckError listing every problem of `kernel`; return quietly if it has none."""
-    found = problems(kernel, tensors, limits)
+    found = problems(kernel, tensors, limits, seen)
     if found:
         raise CheckError(kernel.name, found)
 
@@ -410,6 +417,8 @@ def check_program(program: Program, limits: CoreLimits | Mapping[CoreKind, CoreL
     `limits` is one core for every task, or the cores of a chip by the kind of kernel they run;
     a task whose kind no core runs is an error. Raises CheckError for the first failing task.
     """
+    seen: dict[str, dict[Instruction, list[str]]] = {}  # by core: what its instructions were found to have
+    declared = {t.name: t for t in program.tensors}
     for task in program.tasks:
         if isinstance(limits, CoreLimits):
             core = limits
@@ -421,4 +430,4 @@ def check_program(program: Program, limits: CoreLimits | Mapping[CoreKind, CoreL
                    if task.kind is CoreKind.MIXED else f"no core runs {task.kind.value} kernels")
             raise CheckError(task.name, [f"it is a {task.kind.value} kernel and {why}; this chip's "
                                          f"cores run: {have}"])
-        check_kernel(task.kernel, program.tensors, core)
+        check_kernel(task.kernel, declared, core, seen.setdefault(core.name, {}))
