@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
+import functools
 
-import ml_dtypes
 import numpy as np
 
 
@@ -48,11 +48,11 @@ class DType(enum.Enum):
 
     @property
     def np(self) -> np.dtype:
-        return _NUMPY[self]
+        return _numpy_dtypes()[self]
 
     @property
     def itemsize(self) -> int:
-        return _NUMPY[self].itemsize
+        return _numpy_dtypes()[self].itemsize
 
     @property
     def is_float(self) -> bool:
@@ -62,19 +62,25 @@ class DType(enum.Enum):
         return self.value
 
 
-_NUMPY: dict[DType, np.dtype] = {
-    DType.FP16: np.dtype(np.float16),
-    DType.BF16: np.dtype(ml_dtypes.bfloat16),
-    DType.FP32: np.dtype(np.float32),
-    DType.INT8: np.dtype(np.int8),
-    DType.INT32: np.dtype(np.int32),
-}
+@functools.cache
+def _numpy_dtypes() -> dict[DType, np.dtype]:
+    """The numpy dtype of each DType, built on first use: importing ml_dtypes takes a second or two,
+    which `npusim --help` and `npusim presets` should not pay."""
+    import ml_dtypes
+
+    return {
+        DType.FP16: np.dtype(np.float16),
+        DType.BF16: np.dtype(ml_dtypes.bfloat16),
+        DType.FP32: np.dtype(np.float32),
+        DType.INT8: np.dtype(np.int8),
+        DType.INT32: np.dtype(np.int32),
+    }
 
 
 def dtype_of(array_dtype: np.dtype) -> DType:
     """The DType stored by a numpy dtype; ValueError names the supported ones."""
-    for dtype, npd in _NUMPY.items():
+    for dtype, npd in _numpy_dtypes().items():
         if npd == array_dtype:
             return dtype
-    valid = ", ".join(f"{d.value} ({n})" for d, n in _NUMPY.items())
+    valid = ", ".join(f"{d.value} ({n})" for d, n in _numpy_dtypes().items())
     raise ValueError(f"numpy dtype {array_dtype} has no ISA dtype; valid: {valid}")

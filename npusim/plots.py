@@ -2,16 +2,16 @@
 
 `run_figure`: pipe utilisation per core (busy and idle stacked to 100%), a Gantt chart of one
 core's pipes, and HBM bandwidth over time. `compare_figure`: variants side by side.
+
+matplotlib is imported by the functions that draw, not at the top: the command line imports this
+module, and a run without `--plot` should not pay matplotlib's start-up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from typing import TYPE_CHECKING
 
 from isa.instructions import SetFlag
 from isa.types import Pipe
@@ -19,10 +19,23 @@ from npusim.report import SHOWN_PIPES
 from npusim.results import Result, core_order
 from npusim.timeline import pipe_intervals
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 COLORS = {Pipe.MTE2: "#1f77b4", Pipe.MTE1: "#17becf", Pipe.M: "#d62728", Pipe.FIX: "#ff7f0e",
           Pipe.V: "#2ca02c", Pipe.MTE3: "#9467bd", Pipe.S: "#7f7f7f"}
 IDLE = "#e6e6e6"
 WAIT = "#bbbbbb"
+
+
+def _figure(width: float, height: float) -> Figure:
+    """An empty figure on an Agg canvas, laid out by constrained layout."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazily: see the module docstring
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def busiest_core(result: Result) -> str:
@@ -32,6 +45,8 @@ def busiest_core(result: Result) -> str:
 
 
 def _utilization(ax, result: Result) -> None:
+    from matplotlib.patches import Patch  # lazily: see the module docstring
+
     per_core = result.by_core()
     pipes_of = {core: [p for p in SHOWN_PIPES if p in pipes]
                 for core, pipes in result.pipes_by_core().items()}
@@ -59,6 +74,8 @@ def _utilization(ax, result: Result) -> None:
 
 
 def _gantt(ax, result: Result, core: str) -> None:
+    from matplotlib.patches import Patch  # lazily: see the module docstring
+
     us = 1.0 / (result.config.clock_ghz * 1000.0)
     traces = [t for t in result.traces if t.core == core]
     lanes = [p for p in (Pipe.S, *SHOWN_PIPES)
@@ -104,8 +121,7 @@ def _hbm(ax, result: Result) -> None:
 
 def run_figure(result: Result, core: str | None = None, title: str | None = None) -> Figure:
     """Utilisation per core, one core's Gantt chart (the busiest unless `core`), HBM bandwidth."""
-    fig = Figure(figsize=(14, 12), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure(14, 12)
     axes = fig.subplots(3, 1, height_ratios=[1.2, 1, 0.8])
     _utilization(axes[0], result)
     _gantt(axes[1], result, core or busiest_core(result))
@@ -117,8 +133,7 @@ def run_figure(result: Result, core: str | None = None, title: str | None = None
 
 def compare_figure(rows: Sequence[tuple[str, Result]], title: str) -> Figure:
     """Time per variant (with the speedup over the first) and busy % per pipe, side by side."""
-    fig = Figure(figsize=(13, 5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure(13, 5)
     left, right = fig.subplots(1, 2, width_ratios=[1, 2])
     names = [name for name, _ in rows]
     times = [r.seconds * 1e6 for _, r in rows]
@@ -173,8 +188,7 @@ def sweep_figure(columns: Sequence[str], values: Sequence[Sequence[object]], swe
         label = ", ".join(f"{k}={row[col[k]]}" for k in others) or ", ".join(
             f"{k}={row[col[k]]}" for k in swept if k != x_key) or metric
         lines.setdefault(label, []).append((row[col[x_key]], float(row[col[metric]])))
-    fig = Figure(figsize=(9, 5.5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure(9, 5.5)
     ax = fig.subplots()
 
     def number(v: object) -> float | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from isa import CoreKind, DType, Program, Role, Space, Task, Tensor
 from programs import gemm_panels
@@ -70,6 +69,8 @@ def build_single_core(m: int, n: int, k: int, dtype: DType = DType.BF16,
 
 
 def inputs(m: int, n: int, k: int, dtype: DType = DType.BF16, seed: int = 0) -> dict[str, np.ndarray]:
+    import torch  # here, not at the top: `npusim --help` and timing-only runs never load it
+
     gen = torch.Generator().manual_seed(seed)
     tdtype = torch.bfloat16 if dtype is DType.BF16 else torch.float16
     return {"a": to_numpy(torch.randn(m, k, generator=gen).to(tdtype)),

@@ -39,9 +39,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from isa import (
     Barrier,
@@ -79,6 +79,9 @@ from isa import (
 )
 from programs.convert import to_numpy, to_torch
 from programs.target import Hardware, align_up, strictest_alignment
+
+if TYPE_CHECKING:  # torch loads in the functions that draw inputs or compute references
+    import torch
 
 VARIANTS = ("1block", "2block")
 STEPS_PER_TASK = 4  # steps of one q-tile that each task walks, its K/V loads running ahead of its compute
@@ -179,6 +182,8 @@ def make_case(shape: Shape, context_lens: int | Sequence[int], seed: int = 0, sc
     The pool holds exactly the blocks the requests need (plus `spare_blocks`), so a request's blocks
     are scattered over the pool, never contiguous by construction.
     """
+    import torch  # here, not at the top: `npusim --help` never loads it
+
     lens = context_list(context_lens, shape.batch)
     bs = shape.block_size
     per_request = [-(-n // bs) for n in lens]
@@ -650,6 +655,8 @@ def reference_online(case: Case, variant: str = "1block") -> np.ndarray:
     P = bf16(exp(s - m_j)), l_j = rowsum(P), o_j = P @ V; then m = max(m, m_j), alpha = exp(m_old - m),
     beta = exp(m_j - m), l = alpha l + beta l_j, o = alpha o + beta o_j; finally o / l. All in fp32.
     """
+    import torch  # here, not at the top: `npusim --help` never loads it
+
     s = case.shape
     q_all, kc, vc = to_torch(case.query).float(), to_torch(case.key_cache), to_torch(case.value_cache)
     out = torch.empty(s.batch, s.num_heads, s.head_dim, dtype=torch.float32)
@@ -679,6 +686,8 @@ def reference_online(case: Case, variant: str = "1block") -> np.ndarray:
 
 def reference_fp32(case: Case) -> np.ndarray:
     """Plain attention in fp32: softmax(q K^T * scale) V over each request's context."""
+    import torch  # here, not at the top: `npusim --help` never loads it
+
     s = case.shape
     q_all, kc, vc = to_torch(case.query).float(), to_torch(case.key_cache), to_torch(case.value_cache)
     out = torch.empty(s.batch, s.num_heads, s.head_dim, dtype=torch.float32)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from isa import (
     DType,
@@ -66,6 +65,8 @@ def build() -> Program:
 
 def inputs(seed: int = 0) -> dict[str, np.ndarray]:
     """Random bf16 q and k with a fixed seed."""
+    import torch  # here, not at the top: `npusim --help` and timing-only runs never load it
+
     gen = torch.Generator().manual_seed(seed)
     q = torch.randn(M, K, generator=gen).to(torch.bfloat16)
     k = torch.randn(K, N, generator=gen).to(torch.bfloat16)
