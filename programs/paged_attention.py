@@ -175,6 +175,44 @@ def context_list(context_lens: int | Sequence[int], batch: int) -> list[int]:
     return lens
 
 
+@dataclass(frozen=True)
+class Blocks:
+    """A problem's shape and block table, without its data: all a timing-only run needs."""
+
+    shape: Shape
+    block_table: np.ndarray  # [batch, max_blocks_per_seq] int32
+    context_lens: np.ndarray  # [batch] int32
+    scale: float
+    num_blocks: int
+
+
+def _draw_table(shape: Shape, lens: Sequence[int], gen: torch.Generator,
+                spare_blocks: int) -> tuple[np.ndarray, int]:
+    """The block table, a random permutation of a pool of exactly the blocks needed (plus spares)."""
+    import torch  # here, not at the top: `npusim --help` never loads it
+
+    per_request = [-(-n // shape.block_size) for n in lens]
+    num_blocks = sum(per_request) + spare_blocks
+    order = torch.randperm(num_blocks, generator=gen).tolist()
+    table = np.zeros((shape.batch, max(per_request)), dtype=np.int32)
+    taken = 0
+    for b, count in enumerate(per_request):
+        table[b, :count] = order[taken:taken + count]
+        taken += count
+    return table, num_blocks
+
+
+def make_blocks(shape: Shape, context_lens: int | Sequence[int], seed: int = 0, scale: float | None = None,
+                spare_blocks: int = 0) -> Blocks:
+    """The block table `make_case` draws for the same arguments, without drawing the data."""
+    import torch  # here, not at the top: `npusim --help` never loads it
+
+    lens = context_list(context_lens, shape.batch)
+    table, num_blocks = _draw_table(shape, lens, torch.Generator().manual_seed(seed), spare_blocks)
+    return Blocks(shape, table, np.asarray(lens, dtype=np.int32),
+                  1.0 / math.sqrt(shape.head_dim) if scale is None else float(scale), num_blocks)
+
+
 def make_case(shape: Shape, context_lens: int | Sequence[int], seed: int = 0, scale: float | None = None,
               spare_blocks: int = 0) -> Case:
     """Random inputs with a block table drawn as a random permutation of the block pool.
@@ -185,17 +223,9 @@ def make_case(shape: Shape, context_lens: int | Sequence[int], seed: int = 0, sc
     import torch  # here, not at the top: `npusim --help` never loads it
 
     lens = context_list(context_lens, shape.batch)
-    bs = shape.block_size
-    per_request = [-(-n // bs) for n in lens]
-    num_blocks = sum(per_request) + spare_blocks
     gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(num_blocks, generator=gen).tolist()
-    table = np.zeros((shape.batch, max(per_request)), dtype=np.int32)
-    taken = 0
-    for b, count in enumerate(per_request):
-        table[b, :count] = order[taken:taken + count]
-        taken += count
-    kv = (num_blocks, bs, shape.num_kv_heads, shape.head_dim)
+    table, num_blocks = _draw_table(shape, lens, gen, spare_blocks)
+    kv = (num_blocks, shape.block_size, shape.num_kv_heads, shape.head_dim)
     return Case(
         shape=shape,
         query=to_numpy(torch.randn(shape.batch, shape.num_heads, shape.head_dim, generator=gen)
@@ -274,10 +304,11 @@ class _Ring:
 class _Builder:
     """Writes the four kernels of every task of every q-tile, with their workspace slots."""
 
-    def __init__(self, case: Case, context_lens: Sequence[int], variant: str, layout: Layout,
+    def __init__(self, case: Case | Blocks, context_lens: Sequence[int], variant: str, layout: Layout,
                  steps_per_task: int) -> None:
         self.shape, self.table, self.lens, self.variant = case.shape, case.block_table, context_lens, variant
-        self.scale, self.kv_shape = case.scale, tuple(case.key_cache.shape)
+        s = case.shape
+        self.scale, self.kv_shape = case.scale, (case.num_blocks, s.block_size, s.num_kv_heads, s.head_dim)
         self.width = case.shape.block_size * (2 if variant == "2block" else 1)  # widest step, in tokens
         self.layout, self.q_tile, self.align = layout, layout.q_tile, layout.align
         self.per_task = steps_per_task
@@ -607,7 +638,7 @@ class _Builder:
         )
 
 
-def build(case: Case, variant: str, config: Hardware | None = None,
+def build(case: Case | Blocks, variant: str, config: Hardware | None = None,
           steps_per_task: int = STEPS_PER_TASK) -> Program:
     """The `variant` ("1block" or "2block") program for this case's shapes, block table and lengths.
 

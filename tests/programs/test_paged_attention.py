@@ -293,3 +293,26 @@ def test_the_seed_configuration_runs_and_matches_for_both_variants():
     # Issue 12: the 2-block run within 80% of the HBM roofline (K and V read once at 1.6 TB/s).
     roofline = pa.kv_bytes(shape, 8192) / (CFG.hbm.bandwidth_gbps / CFG.clock_ghz)
     assert roofline / cycles["2block"] >= 0.8
+
+
+def test_a_timing_only_instance_draws_no_kv_cache(monkeypatch):
+    """The program needs the block table only; the KV cache is drawn when inputs are asked for."""
+    from programs import registry
+
+    shape = pa.Shape(batch=3, num_heads=8, num_kv_heads=2, head_dim=32, block_size=16)
+    case = pa.make_case(shape, [40, 7, 100], seed=6)
+    blocks = pa.make_blocks(shape, [40, 7, 100], seed=6)
+    np.testing.assert_array_equal(blocks.block_table, case.block_table)
+    assert blocks.num_blocks == case.num_blocks and blocks.scale == case.scale
+    assert pa.build(blocks, "2block") == pa.build(case, "2block")
+
+    drawn = []
+    real = pa.make_case
+    monkeypatch.setattr(pa, "make_case", lambda *a, **k: drawn.append(1) or real(*a, **k))
+    values = {"batch": 3, "num_heads": 8, "num_kv_heads": 2, "head_dim": 32, "block_size": 16,
+              "context_lens": [40, 7, 100]}
+    instance = registry.get("paged-attention").instance(values, 24)
+    assert drawn == []
+    inputs = instance.inputs()
+    assert drawn == [1]
+    np.testing.assert_array_equal(inputs["key_cache"], pa.make_case(shape, [40, 7, 100]).key_cache)
