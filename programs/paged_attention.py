@@ -312,9 +312,20 @@ class _Builder:
         self.width = case.shape.block_size * (2 if variant == "2block" else 1)  # widest step, in tokens
         self.layout, self.q_tile, self.align = layout, layout.q_tile, layout.align
         self.per_task = steps_per_task
+        self._pool: dict[Instruction, Instruction] = {}
 
     def _align(self, n: int) -> int:
         return align_up(n, self.align)
+
+    def _kernel(self, name: str, body: Sequence[Instruction]) -> Kernel:
+        """A kernel whose instructions equal to earlier ones are those same objects.
+
+        The tasks repeat the same on-chip moves, mmads, vector ops and flags thousands of times: one
+        object each keeps a long-context program's memory to its distinct instructions, and lets the
+        checks, the decoder and the sanitizer, which cache by identity, hit without comparing values.
+        """
+        pool = self._pool
+        return Kernel(name, tuple(pool.setdefault(i, i) for i in body))
 
     def _ring(self, base: int, nbytes: int, capacity: int, steps: int, most: int = 2) -> _Ring:
         """As many buffers of `nbytes` (aligned) as fit from `base` in `capacity`, at most `most` and
@@ -370,7 +381,7 @@ class _Builder:
             ]
             if j + 1 < n:  # issued behind step j's compute: MTE2 runs ahead as far as the ring allows
                 body += self._k_loads(tile, steps, j + 1, k1)
-        return Kernel(name, tuple(body))
+        return self._kernel(name, body)
 
     def _k_loads(self, tile: QTile, steps: Sequence[Step], j: int, ring: _Ring) -> list[Instruction]:
         """Step j's K blocks into its L1 buffer, stacked by rows, each from its own table entry."""
@@ -415,7 +426,7 @@ class _Builder:
             ]
             if j + 1 < n:
                 body += self._pv_loads(tile, steps, j + 1, l1, p_bytes, v_bytes)
-        return Kernel(name, tuple(body))
+        return self._kernel(name, body)
 
     def _pv_loads(self, tile: QTile, steps: Sequence[Step], j: int, ring: _Ring, p_bytes: int,
                   v_bytes: int) -> list[Instruction]:
@@ -454,7 +465,7 @@ class _Builder:
             ]
             if j + 1 < n:
                 body += self._score_load(tile, steps, j + 1, ring, width)
-        return Kernel(name, tuple(body))
+        return self._kernel(name, body)
 
     def _score_load(self, tile: QTile, steps: Sequence[Step], j: int, ring: _Ring,
                     width: int) -> list[Instruction]:
@@ -517,7 +528,7 @@ class _Builder:
             body += [*flag_out, Store(self.ws("state_max", index, tile, 1), runs[n % 2]),
                      Store(self.ws("state_sum", index, tile, 1), l_run),
                      Store(self.ws("state_o", index, tile, d), o_run)]
-        return Kernel(name, tuple(body))
+        return self._kernel(name, body)
 
     def _partial_loads(self, tile: QTile, fold: Sequence[Step], j: int, ring: _Ring,
                        o_bytes: int) -> list[Instruction]:
@@ -552,7 +563,7 @@ class _Builder:
         d, qt = self.shape.head_dim, tile.rows
         o = Tile(Space.UB, 0, FP32, (qt, d))
         total = Tile(Space.UB, self._align(o.nbytes), FP32, (qt, 1))
-        return Kernel(name, (
+        return self._kernel(name, (
             Load(o, self.ws("ws_o", step.slot, tile, d)), Load(total, self.ws("ws_sum", step.slot, tile, 1)),
             SetFlag(Pipe.MTE2, Pipe.V, 0), WaitFlag(Pipe.MTE2, Pipe.V, 0),
             RowExpand(RowExpandOp.DIV, o, o, total),
