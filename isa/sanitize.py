@@ -154,8 +154,8 @@ class _Checker:
         stuck = self.order.stuck
         if stuck:
             self.report(Kind.SYNC, f"{len(stuck)} instruction(s) can never start (waits wait for each other)",
-                        stuck[0], None, "the kernel's flags", "order each set_flag before the wait_flag "
-                        "that takes it on every path: see the DeadlockError of a run for the blocked pipes")
+                        stuck[0], None, "the kernel's flags", "move each set_flag out from behind the "
+                        "wait_flag its pipe is blocked on (a run's DeadlockError names the blocked pipes)")
 
 
 _NEVER, _REPORTED = -1, -2  # a segment's writer before any write: unreported, reported by initcheck
