@@ -247,8 +247,7 @@ class MemorySystem:
         if float(cap @ on_hbm) <= self.hbm_bytes_per_cycle and float(cap @ on_l2) <= self.l2_bytes_per_cycle:
             rate = cap  # nothing saturates (the common case): every flow at its own cap
         else:
-            rate = np.asarray(fair_rates(cap, on_hbm, self.hbm_bytes_per_cycle, self.l2_bytes_per_cycle,
-                                         on_l2))
+            rate = _fill(cap, on_hbm, on_l2, self.hbm_bytes_per_cycle, self.l2_bytes_per_cycle)
         self._rate = rate
         self._record(float(rate @ on_hbm))
         if not flows:
@@ -350,29 +349,32 @@ def fair_rates(caps: Sequence[float], on_hbm: Sequence[float], hbm: float, l2: f
     Progressive filling: raise every unfrozen flow's rate together; a flow freezes at its cap, and
     every unfrozen flow using a resource freezes when that resource saturates.
     """
-    n = len(caps)
-    if n == 0:
+    if len(caps) == 0:
         return []
-    cap = np.asarray(caps, dtype=np.float64)
     hbm_use = np.asarray(on_hbm, dtype=np.float64)
     l2_use = 1.0 - hbm_use if on_l2 is None else np.asarray(on_l2, dtype=np.float64)
-    rate = np.zeros(n)
-    free = np.ones(n, dtype=bool)
-    left = {"hbm": hbm, "l2": l2}
-    use = {"hbm": hbm_use, "l2": l2_use}
-    size = dict(left)
+    return _fill(np.asarray(caps, dtype=np.float64), hbm_use, l2_use, hbm, l2).tolist()
+
+
+def _fill(cap: np.ndarray, hbm_use: np.ndarray, l2_use: np.ndarray, hbm: float, l2: float) -> np.ndarray:
+    """`fair_rates` on arrays: the memory system's hot path, two resources spelled out."""
+    rate = np.zeros(len(cap))
+    free = np.ones(len(cap), dtype=bool)
+    hbm_left, l2_left = hbm, l2
     while free.any():
         step = float((cap - rate)[free].min())
-        demand = {k: float(u[free].sum()) for k, u in use.items()}
-        bound = {k: left[k] / demand[k] for k in left if demand[k] > 0}
-        step = min([step, *bound.values()])
+        hbm_demand, l2_demand = float(hbm_use[free].sum()), float(l2_use[free].sum())
+        hbm_bound = hbm_left / hbm_demand if hbm_demand > 0 else math.inf
+        l2_bound = l2_left / l2_demand if l2_demand > 0 else math.inf
+        step = min(step, hbm_bound, l2_bound)
         rate[free] += step
-        for k in left:
-            left[k] -= step * demand[k]
+        hbm_left -= step * hbm_demand
+        l2_left -= step * l2_demand
         frozen = cap - rate <= _SATURATED * cap
-        for k, b in bound.items():
-            if b <= step or left[k] <= _SATURATED * size[k]:  # `b <= step`: it bound, so progress is sure
-                frozen |= use[k] > 0
+        # `bound <= step`: the resource bound the step, so it is full and progress is sure
+        if hbm_demand > 0 and (hbm_bound <= step or hbm_left <= _SATURATED * hbm):
+            frozen |= hbm_use > 0
+        if l2_demand > 0 and (l2_bound <= step or l2_left <= _SATURATED * l2):
+            frozen |= l2_use > 0
         free &= ~frozen
-    return rate.tolist()
-
+    return rate
