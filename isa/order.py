@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from isa.instructions import Barrier, Instruction, SetFlag, WaitFlag
 from isa.types import Pipe
@@ -45,6 +46,9 @@ def _complete(known: tuple[int, ...], pipe: int, count: int) -> tuple[int, ...]:
     return known[:pipe] + (count,) + known[pipe + 1:]
 
 
+Sets = tuple[tuple[int, ...], ...]  # instruction indices of each flag's sets, in program order
+
+
 @dataclass(frozen=True)
 class Order:
     """Happens-before over one kernel's instructions (indices into `kernel.instructions`).
@@ -53,7 +57,7 @@ class Order:
     `PIPES` order), the instructions of that pipe guaranteed complete when i starts (None if i never
     starts: the kernel deadlocks before it). `started` lists the instructions in the order the
     abstract run started them. `match[w]` is the set a wait takes; `unmatched` lists sets no wait
-    takes, in program order.
+    takes, in program order; `fired[s]` is what is known complete when set s fires.
     """
 
     pipes: tuple[int, ...]
@@ -62,11 +66,30 @@ class Order:
     started: tuple[int, ...]
     match: dict[int, int]
     unmatched: tuple[int, ...]
+    fired: dict[int, tuple[int, ...]]
+    sets: Sets  # each flag's sets, in program order
 
     def before(self, a: int, b: int) -> bool:
         """Whether instruction a is guaranteed to complete before instruction b starts."""
         known = self.known[b]
-        return known is not None and known[self.pipes[a]] > self.seq[a]
+        return known is not None and self.known[a] is not None and known[self.pipes[a]] > self.seq[a]
+
+    def early_sets(self) -> list[tuple[int, int]]:
+        """(set, wait) pairs where the set may fire before the wait has taken the flag's previous set.
+
+        The ISA forbids setting a flag whose last set no wait has taken (a run raises SyncError), so
+        the k-th wait of a flag must complete before its (k+1)-th set fires.
+        """
+        taken_by = {s: w for w, s in self.match.items()}
+        out = []
+        for sets in self.sets:
+            for previous, s in pairwise(sets):
+                w, fired = taken_by.get(previous), self.fired.get(s)
+                if w is None or fired is None:  # a set never taken, or one that never fires: other findings
+                    continue
+                if self.known[w] is None or fired[self.pipes[w]] <= self.seq[w]:
+                    out.append((s, w))
+        return out
 
     @property
     def stuck(self) -> tuple[int, ...]:
@@ -74,8 +97,9 @@ class Order:
         return tuple(i for i, k in enumerate(self.known) if k is None)
 
 
-def _match(instrs: Sequence[Instruction]) -> tuple[dict[int, int], tuple[int, ...]]:
-    """The k-th wait of each flag takes its k-th set; the sets left over, in program order."""
+def _match(instrs: Sequence[Instruction]) -> tuple[dict[int, int], tuple[int, ...], Sets]:
+    """The k-th wait of each flag takes its k-th set; the sets left over, in program order; each
+    flag's sets."""
     sets: dict[tuple[Pipe, Pipe, int], list[int]] = {}
     waits: dict[tuple[Pipe, Pipe, int], list[int]] = {}
     for i, ins in enumerate(instrs):
@@ -89,7 +113,7 @@ def _match(instrs: Sequence[Instruction]) -> tuple[dict[int, int], tuple[int, ..
         takers = waits.get(key, [])
         match.update(zip(takers, setters, strict=False))  # surplus waits: a static check error
         unmatched += setters[len(takers):]
-    return match, tuple(sorted(unmatched))
+    return match, tuple(sorted(unmatched)), tuple(tuple(v) for v in sets.values())
 
 
 def _pipe(ins: Instruction) -> int:
@@ -104,7 +128,7 @@ class _Run:
     def __init__(self, instrs: Sequence[Instruction]):
         self.instrs = instrs
         self.pipes = tuple(_pipe(i) for i in instrs)
-        self.match, self.unmatched = _match(instrs)
+        self.match, self.unmatched, self.sets = _match(instrs)
         n = len(instrs)
         self.seq = [0] * n
         self.known: list[tuple[int, ...] | None] = [None] * n
@@ -123,7 +147,7 @@ class _Run:
                 break
             self._front() if head == len(PIPES) else self._pipe(head)
         return Order(self.pipes, tuple(self.seq), tuple(self.known), tuple(self.started), self.match,
-                     self.unmatched)
+                     self.unmatched, self.fired, self.sets)
 
     def _next(self) -> int | None:
         """The pipe (or len(PIPES): the front-end) whose next instruction can start, lowest index first."""

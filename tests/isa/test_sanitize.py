@@ -244,3 +244,25 @@ def test_a_barrier_on_another_pipe_orders_nothing_here(text):
         vmuls UB[0x1000] fp32[16,64] <- UB[0x0000] fp32[16,64], 2.0
     """).tasks[0].kernel)
     assert pairs(found) == [(Kind.RACE, "read after write", 0, 2)]
+
+
+def test_a_flag_set_again_before_its_wait_took_the_first_set_is_a_synccheck_finding():
+    # V sets (V, MTE3, 0) twice; nothing orders MTE3's first wait (#4) before the second set (#3):
+    # a run raises SyncError whenever the store pipe is slower than V.
+    body = """
+        vdup UB[0x0000] fp32[16,64] <- 1.0
+        set_flag V MTE3 0
+        vdup UB[0x1000] fp32[16,64] <- 2.0
+        {back_wait}
+        set_flag V MTE3 0
+        wait_flag V MTE3 0
+        {back_set}
+        store GM:y[0:16, 0:64] fp32 <- UB[0x0000] fp32[16,64]
+        wait_flag V MTE3 0
+        store GM:y[16:32, 0:64] fp32 <- UB[0x1000] fp32[16,64]
+    """
+    found = findings(body.format(back_wait="", back_set=""))
+    assert pairs(found) == [(Kind.SYNC, "flag set again before its previous set is taken", 4, 3)]
+    assert found[0].fix.startswith("add `set_flag MTE3 V e` after #4 and `wait_flag MTE3 V e` before #3")
+    # MTE3 -> V after the first wait, waited before the second set: ordered.
+    assert findings(body.format(back_wait="wait_flag MTE3 V 1", back_set="set_flag MTE3 V 1")) == []

@@ -92,7 +92,7 @@ class _Writer:
                 self.body.append(Barrier(pipe))
             else:
                 e = self.events.get((source, pipe), 0)
-                self.events[(source, pipe)] = (e + 1) % 8
+                self.events[(source, pipe)] = e + 1  # a fresh event each: no flag is set twice
                 self.body += [SetFlag(source, pipe, e), WaitFlag(source, pipe, e)]
             emitted.append((tuple(range(at, len(self.body))), alone))
         self.known = self._after(chosen, pipe)
