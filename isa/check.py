@@ -417,7 +417,7 @@ def check_program(program: Program, limits: CoreLimits | Mapping[CoreKind, CoreL
     `limits` is one core for every task, or the cores of a chip by the kind of kernel they run;
     a task whose kind no core runs is an error. Raises CheckError for the first failing task.
     """
-    seen: dict[str, dict[Instruction, list[str]]] = {}  # by core: what its instructions were found to have
+    seen: dict[int, dict[Instruction, list[str]]] = {}  # by core (identity): what its instructions have
     declared = {t.name: t for t in program.tensors}
     for task in program.tasks:
         if isinstance(limits, CoreLimits):
@@ -430,4 +430,4 @@ def check_program(program: Program, limits: CoreLimits | Mapping[CoreKind, CoreL
                    if task.kind is CoreKind.MIXED else f"no core runs {task.kind.value} kernels")
             raise CheckError(task.name, [f"it is a {task.kind.value} kernel and {why}; this chip's "
                                          f"cores run: {have}"])
-        check_kernel(task.kernel, declared, core, seen.setdefault(core.name, {}))
+        check_kernel(task.kernel, declared, core, seen.setdefault(id(core), {}))

@@ -422,3 +422,18 @@ def test_an_instruction_on_a_pipe_the_core_lacks_is_a_problem():
         f"instruction {i} `{kernel.instructions[i]}`: AIV has no pipe M; its pipes: S, MTE2, MTE3, V"
         for i in (0, 1)
     ]
+
+
+def test_a_program_checks_each_task_against_its_own_core_even_when_two_cores_share_a_name():
+    """Checks shared across a program's kernels are kept per core: an 8 KiB tile fits the big UB only."""
+    from isa.cores import CoreKind
+    from isa.regions import GmRegion as Gm
+
+    big = CoreLimits({UB: 1 << 20}, {UB: 32}, num_events=8)
+    small = CoreLimits({UB: 4096}, {UB: 32}, num_events=8)  # the same default name as `big`
+    load = Load(Tile(UB, 0, DType.FP32, (32, 64)), Gm("x", 0, 0, 32, 64, DType.FP32))  # 8 KiB
+    x = Tensor("x", DType.FP32, (32, 64))
+    tasks = (Task.of(Kernel("a", (load,)), kind=CoreKind.CUBE),
+             Task.of(Kernel("b", (load,)), kind=CoreKind.VECTOR))
+    with pytest.raises(CheckError, match="UB holds 4096 bytes"):
+        check_program(Program("p", (x,), tasks), {CoreKind.CUBE: big, CoreKind.VECTOR: small})
