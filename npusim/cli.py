@@ -531,6 +531,7 @@ def _cmd_asm(args: argparse.Namespace) -> int:
     config, overrides = _config(args)
     out = _Out(args)
     if args.check_only:
+        _refuse_run_options(args)
         return _check_only(program, config, args, out)
     _validate_outputs(program, config, args, True)
     check_program(program, config.limits_by_kind())
@@ -550,6 +551,18 @@ def _cmd_asm(args: argparse.Namespace) -> int:
     result = _placed(result, findings, record)
     _write_outputs(result, args, out, record)
     return 3 if findings else 0
+
+
+def _refuse_run_options(args: argparse.Namespace) -> None:
+    """`asm --check-only` runs nothing: an option that needs a run is a mistake, not to be ignored."""
+    options = (("--input", args.inputs), ("--trace", args.trace), ("--plot", args.plot),
+               ("--dump", args.dump), ("--timeline", args.timeline), ("--core", args.core),
+               ("--task", args.task), ("--sanitize", args.sanitize))
+    given = [flag for flag, value in options if value]
+    if given:
+        them = "it" if len(given) == 1 else "them"
+        raise UsageError(f"--check-only runs nothing, so {', '.join(given)} cannot apply; drop {them} or "
+                         f"--check-only (it already runs the sanitizer)")
 
 
 def _check_only(program: Program, config: HardwareConfig, args: argparse.Namespace, out: _Out) -> int:

@@ -56,6 +56,8 @@ def record(result: Result, program: str, parameters: Mapping[str, Any], override
         "overrides": dict(overrides),
         "cycles": result.cycles,
         "microseconds": result.seconds * 1e6,
+        "launch_cycles": result.launch_cycles,  # chip.launch_cycles: not in "cycles"
+        "end_to_end_microseconds": result.end_to_end_seconds * 1e6,
         "tasks": len(result.traces),
         "instructions": result.instructions,
         "cores": len(result.by_core()),

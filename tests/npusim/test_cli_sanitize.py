@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from isa.asm import parse_program
 from isa.sanitize import Kind
@@ -87,7 +88,7 @@ def test_the_json_record_and_the_trace_carry_the_findings(tmp_path, capsys):
     trace = tmp_path / "t.json"
     assert main(["asm", str(race), "--sanitize", "--json", "--trace", str(trace)]) == 3
     record = json.loads(capsys.readouterr().out)
-    assert {f["kind"] for f in record["sanitizer"]} == {"racecheck"}
+    assert {f["kind"] for f in record["sanitizer"]} == {"racecheck", "synccheck"}  # the broken chain
     assert record["sanitizer"][0]["cores"] == ["aiv0"]
     marks = [e for e in json.loads(trace.read_text())["traceEvents"] if e.get("cat") == "sanitizer"]
     assert len(marks) == len(record["sanitizer"])
@@ -99,6 +100,22 @@ def test_simulate_sanitize_names_the_core_and_is_none_when_not_asked():
     config = load_preset("910b2")
     assert simulate(program, config, numerics=False).sanitizer is None
     found = simulate(program, config, numerics=False, sanitize=True).sanitizer
-    assert found and all(f.kind is Kind.RACE and f.core == "aiv0" and f.task == "scale0" for f in found)
+    assert any(f.kind is Kind.RACE for f in found)
+    assert all(f.core == "aiv0" and f.task == "scale0" for f in found)
     clean = parse_program(SCALE)
     assert simulate(clean, config, numerics=False, sanitize=True).sanitizer == ()
+
+
+def test_check_only_refuses_the_options_of_a_run(capsys):
+    kernel = str(ROOT / "programs" / "tile_matmul.s")
+    assert main(["asm", kernel, "--check-only", "--input", "q=q.npy", "--trace", "t.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("npusim: error: --check-only runs nothing, so --input, --trace cannot apply")
+    assert main(["asm", kernel, "--check-only"]) == 0
+
+
+def test_the_json_record_carries_the_launch_and_the_end_to_end_time(capsys):
+    assert main(["run", "tile-matmul", "--no-numerics", "--json", "--set", "chip.launch_cycles=1800"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["launch_cycles"] == 1800
+    assert record["end_to_end_microseconds"] == pytest.approx(record["microseconds"] + 1.0)  # 1800 at 1.8 GHz
