@@ -154,11 +154,10 @@ class _Checker:
         for s, w in self.order.early_sets():
             ins = self.instrs[s]
             assert isinstance(ins, SetFlag)
-            back = f"{ins.dst.value} {ins.src.value}"
             self.report(Kind.SYNC, "flag set again before its previous set is taken", w, s,
                         f"flag ({ins.src.value}, {ins.dst.value}, {ins.event})",
-                        f"add `set_flag {back} e` after #{w} and `wait_flag {back} e` before #{s}, or use "
-                        f"another event for #{s} (a run raises SyncError when the set comes first)")
+                        f"{_fix(self.instrs, w, s)}, or use another event for #{s} (a run raises SyncError "
+                        f"when the set comes first)")
         stuck = self.order.stuck
         if stuck:
             self.report(Kind.SYNC, f"{len(stuck)} instruction(s) can never start (waits wait for each other)",
