@@ -7,9 +7,10 @@ and what would be valid; `check_kernel` and `check_program` raise `CheckError` w
 from __future__ import annotations
 
 import math
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -59,12 +60,18 @@ def _shape(shape: Sequence[int]) -> str:
     return f"[{', '.join(str(d) for d in shape)}]"
 
 
-def _regions(instr: Instruction) -> list[tuple[str, Region]]:
-    """Each region operand with its field name, in declaration order (so each appears once)."""
+def _field_names(instr: Instruction) -> tuple[str, ...]:
+    """The instruction's dataclass field names, in declaration order."""
     names = _FIELD_NAMES.get(type(instr))
     if names is None:  # dataclasses.fields is slow: read each class's field names once
         names = _FIELD_NAMES[type(instr)] = tuple(f.name for f in fields(instr))  # type: ignore[arg-type]
-    return [(name, v) for name in names if isinstance(v := getattr(instr, name), (Tile, GmRegion))]
+    return names
+
+
+def _regions(instr: Instruction) -> list[tuple[str, Region]]:
+    """Each region operand with its field name, in declaration order (so each appears once)."""
+    values = ((name, getattr(instr, name)) for name in _field_names(instr))
+    return [(name, v) for name, v in values if isinstance(v, (Tile, GmRegion))]
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -416,9 +423,11 @@ def check_program(program: Program, limits: CoreLimits | Mapping[CoreKind, CoreL
 
     `limits` is one core for every task, or the cores of a chip by the kind of kernel they run;
     a task whose kind no core runs is an error. Raises CheckError for the first failing task.
+    A program's tasks repeat a few kernel shapes, so each task is first cleared by `_Cleared`, whose
+    work grows with the distinct instructions and shapes; a task it does not clear is checked in full.
     """
-    seen: dict[int, dict[Instruction, list[str]]] = {}  # by core (identity): what its instructions have
     declared = {t.name: t for t in program.tensors}
+    cleared: dict[int, _Cleared] = {}  # by core (identity): what its kernels have shown clean
     for task in program.tasks:
         if isinstance(limits, CoreLimits):
             core = limits
@@ -430,4 +439,112 @@ def check_program(program: Program, limits: CoreLimits | Mapping[CoreKind, CoreL
                    if task.kind is CoreKind.MIXED else f"no core runs {task.kind.value} kernels")
             raise CheckError(task.name, [f"it is a {task.kind.value} kernel and {why}; this chip's "
                                          f"cores run: {have}"])
-        check_kernel(task.kernel, declared, core, seen.setdefault(id(core), {}))
+        known = cleared.get(id(core))
+        if known is None:
+            known = cleared[id(core)] = _Cleared(declared, core)
+        if not known.passes(task.kernel):
+            check_kernel(task.kernel, declared, core, known.seen)
+
+
+# --- clearing the kernels of a program by shape --------------------------------------------------
+
+
+def _placed(instr: Instruction) -> tuple[tuple[Any, ...], str, GmRegion] | None:
+    """An instruction with a GM region as (its value but where that region starts, the field, the region).
+
+    None for an instruction without a GM region, or an object that is no instruction. Every rule
+    but the GM bounds looks at a region's tensor, shape, dtype and row step, never at where it
+    starts, so instructions of one key pass or fail alike once they are in bounds. (Any other GM
+    region of the instruction stays whole in the key.)
+    """
+    cls = type(instr)
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        if cls not in RULES:
+            return None
+        names = _field_names(instr)
+        layout = _LAYOUTS[cls] = [operator.attrgetter(*names) if len(names) > 1 else None, names, 0]
+    getter, names, at = layout
+    values = getter(instr) if getter is not None else (getattr(instr, names[0]),) if names else ()
+    if at >= len(values) or type(values[at]) is not GmRegion:  # not where this class had it last time
+        at = next((j for j, v in enumerate(values) if type(v) is GmRegion), None)
+        if at is None:
+            return None
+        layout[2] = at
+    gm = values[at]
+    return (cls, values[:at], _GM_SHAPE(gm), values[at + 1:]), names[at], gm
+
+
+# per instruction class: a getter of its field values, its field names, where its GM region was last
+_LAYOUTS: dict[type, list[Any]] = {}
+_GM_SHAPE = operator.attrgetter("tensor", "rows", "cols", "dtype", "row_step")
+
+
+class _Cleared:
+    """Which kernels surely pass the checks against one core, learnt once per distinct instruction and shape.
+
+    A kernel's shape is its instructions' identities, GM accesses left out: tasks of one program
+    share on-chip instruction objects and differ in where their GM regions start. For each shape,
+    the on-chip instructions and the flags are checked once; each GM access is checked once per
+    key (`_placed`), at the origin of its tensor, and then only for its bounds. A kernel this does
+    not clear may still pass: `problems` decides, in full and with its exact messages.
+    """
+
+    def __init__(self, declared: Mapping[str, Tensor], limits: CoreLimits) -> None:
+        self.declared, self.limits = declared, limits
+        self.seen: dict[Instruction, list[str]] = {}  # each instruction's problems, by value
+        self.clean: dict[int, int] = {}  # id -> id of objects checked whole and clean (not GM accesses)
+        self.kept: list[Instruction] = []  # those objects, kept alive so that no other takes their id
+        self.shapes: dict[tuple[int | None, ...], tuple[int, ...]] = {}  # clean shape -> its GM positions
+        self.gm_keys: dict[tuple[Any, ...], bool] = {}  # `_placed` key -> clean at the tensor's origin
+        self.matrix = {name: t.matrix_shape for name, t in declared.items()}
+
+    def passes(self, kernel: Kernel) -> bool:
+        """True if `kernel` has no problem; False if it may have one."""
+        instrs = kernel.instructions
+        ids = tuple(map(id, instrs))
+        gm_at = self.shapes.get(tuple(map(self.clean.get, ids)))
+        if gm_at is None:
+            gm_at = self._learn(instrs, ids)
+        return gm_at is not None and all(self._gm_passes(instrs[p]) for p in gm_at)
+
+    def _learn(self, instrs: Sequence[Instruction], ids: tuple[int, ...]) -> tuple[int, ...] | None:
+        """Check a new shape's instructions not yet known clean, and its flags: its GM positions, or
+        None if any of that has a problem."""
+        gm_at = []
+        for index, instr in enumerate(instrs):
+            if ids[index] in self.clean:
+                continue
+            if _placed(instr) is not None:
+                gm_at.append(index)
+                continue
+            rule = RULES.get(type(instr))
+            if rule is None:
+                return None
+            own = self.seen.get(instr)
+            if own is None:
+                own = self.seen[instr] = _instruction_problems(instr, rule, self.declared, self.limits)
+            if own:
+                return None
+            self.clean[ids[index]] = ids[index]
+            self.kept.append(instr)
+        if _flag_problems(instrs, self.limits, dict(zip(ids, instrs, strict=True)), Counter(ids)):
+            return None
+        found = self.shapes[tuple(map(self.clean.get, ids))] = tuple(gm_at)
+        return found
+
+    def _gm_passes(self, instr: Instruction) -> bool:
+        """Whether a GM access of a known shape is clean: its key at the origin, then its bounds."""
+        placed = _placed(instr)
+        if placed is None:  # a new object where the shape's kernel had a GM access
+            return False
+        key, name, gm = placed
+        clean = self.gm_keys.get(key)
+        if clean is None:
+            at_origin = replace(instr, **{name: replace(gm, row=0, col=0)})  # type: ignore[type-var]
+            found = _instruction_problems(at_origin, RULES[type(instr)], self.declared, self.limits)
+            clean = self.gm_keys[key] = not found
+        if not clean:
+            return False
+        rows, cols = self.matrix[gm.tensor]
+        return gm.row >= 0 and gm.row + (gm.rows - 1) * gm.row_step < rows and 0 <= gm.col <= cols - gm.cols
