@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping
+from functools import partial
 
 import numpy as np
 import simpy
@@ -24,7 +25,7 @@ from isa.program import CoreKind, Kernel, Program
 from isa.types import Pipe
 from npusim.config import HardwareConfig
 from npusim.decode import Decoded, DecodedKernel
-from npusim.engine import CoreRun
+from npusim.engine import CoreRun, Urgent
 from npusim.flags import SyncError
 from npusim.functional import FunctionalState
 from npusim.memsys import MemorySystem
@@ -161,25 +162,50 @@ class ChipRun:
             while queue and idle:
                 j = heapq.heappop(queue)
                 core = cores[heapq.heappop(idle)]
-                self.env.process(self._run_task(j, core, pool))
+                self._run_task(j, core, pool)
 
-    def _run_task(self, j: int, core: _Core, pool: tuple[list[int], list[_Core]]):
-        env, task = self.env, self.program.tasks[j]
-        dispatched = env.now
-        if self.config.chip.dispatch_cycles:
-            yield env.timeout(self.config.chip.dispatch_cycles)
-        functional = self.functional
-        state = functional.begin_task(core.name, core.limits) if functional is not None else None
-        run = CoreRun(env, core.name, self._decoded(task.kernel), self.config, self.memsys, state, functional)
-        self.running[j] = run
-        first = env.now
-        run.start_processes()
-        last = yield run.done
-        if functional is not None:
-            functional.end_task(last)
+    # A task is not a SimPy process but two callbacks: one starts it after the dispatch overhead,
+    # one ends it when its core is done. Their events are made where a process would make them
+    # (a process starts on an urgent event at the current cycle, and an error surfaces one event
+    # later), so the order of the events of one cycle is the same.
+
+    def _run_task(self, j: int, core: _Core, pool: tuple[list[int], list[_Core]]) -> None:
+        """Give task `j` to `core`: its first instruction issues `chip.dispatch_cycles` from now."""
+        begin = partial(self._begin_task, j, core, pool, self.env.now)
+        delay = self.config.chip.dispatch_cycles
+        if delay:
+            self.env.timeout(delay).callbacks.append(begin)
+        else:
+            Urgent(self.env, [begin])
+
+    def _begin_task(self, j: int, core: _Core, pool: tuple[list[int], list[_Core]], dispatched: int,
+                    event: simpy.Event) -> None:
+        try:
+            env, functional = self.env, self.functional
+            state = functional.begin_task(core.name, core.limits) if functional is not None else None
+            run = CoreRun(env, core.name, self._decoded(self.program.tasks[j].kernel), self.config,
+                          self.memsys, state, functional)
+            self.running[j] = run
+            run.start_processes()
+            run.done.callbacks.append(partial(self._end_task, j, core, pool, run, dispatched, env.now))
+        except Exception as exc:
+            env.event().fail(exc)
+
+    def _end_task(self, j: int, core: _Core, pool: tuple[list[int], list[_Core]], run: CoreRun,
+                  dispatched: int, first: int, event: simpy.Event) -> None:
+        try:
+            self._retire(j, core, pool, run, dispatched, first, event.value)
+        except Exception as exc:
+            self.env.event().fail(exc)
+
+    def _retire(self, j: int, core: _Core, pool: tuple[list[int], list[_Core]], run: CoreRun,
+                dispatched: int, first: int, last: int) -> None:
+        """Task `j` is done at cycle `last`: record its trace, free its core, release its successors."""
+        if self.functional is not None:
+            self.functional.end_task(last)
         del self.running[j]
-        self.issued += len(task.kernel)
-        self.traces[j] = _trace(task.name, run, dispatched, first, last)
+        self.issued += len(run.kernel)
+        self.traces[j] = _trace(self.program.tasks[j].name, run, dispatched, first, last)
         heapq.heappush(pool[0], core.index)
         for succ in self.successors[j]:
             self.waiting[succ] -= 1

@@ -28,9 +28,11 @@ from __future__ import annotations
 from array import array
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import simpy
+from simpy.core import NORMAL, URGENT
 
 from isa.memory import MachineState
 from isa.types import Pipe
@@ -44,8 +46,34 @@ PIPES: tuple[Pipe, ...] = tuple(Pipe)
 _COMPUTE, _GM, _SET, _WAIT, _BARRIER, _BARRIER_ALL = (int(k) for k in Kind)
 
 
+class Urgent(simpy.Event):
+    """An event triggered when made, whose callbacks run at the current cycle before any other event
+    not yet begun: the way SimPy starts a process, without the process."""
+
+    def __init__(self, env: simpy.Environment, callbacks: list[Callable[[simpy.Event], None]]):
+        self.env, self.callbacks = env, callbacks
+        self._ok, self._value = True, None
+        env.schedule(self, URGENT)
+
+
+class _Alarm(simpy.Event):
+    """A timeout one pipe executor reuses: it waits on at most one at a time, and making a fresh
+    Timeout and its callback list for every wait costs more than the wait's own scheduling."""
+
+    def __init__(self, env: simpy.Environment, callback: Callable[[simpy.Event], None]):
+        self.env, self.callbacks = env, None
+        self._ok, self._value = True, None
+        self._callbacks = [callback]  # the same list each time: SimPy only iterates it
+
+    def after(self, delay: int) -> None:
+        """Run the callback `delay` cycles from now, in order with the timeouts of that cycle."""
+        self.callbacks = self._callbacks
+        self.env.schedule(self, NORMAL, delay)
+
+
 class _PipeState:
-    __slots__ = ("pipe", "queue", "done_at", "synced_at", "wake", "busy", "blocked", "finished", "value")
+    __slots__ = ("pipe", "queue", "done_at", "synced_at", "wake", "busy", "blocked", "finished", "value",
+                 "current", "resume", "landed", "alarm")
 
     def __init__(self, pipe: Pipe):
         self.pipe = pipe
@@ -57,6 +85,11 @@ class _PipeState:
         self.blocked = -1  # index of a wait_flag the pipe is blocked on
         self.finished = False
         self.value: Any = None  # what the GM transfer in flight read, to land when it completes
+        self.current = -1  # index of the instruction whose event the executor waits on
+        # The executor's callbacks (`CoreRun._resume_pipe`, `CoreRun._landed`) and its alarm.
+        self.resume: Callable[[simpy.Event], None] | None = None
+        self.landed: Callable[[simpy.Event], None] | None = None
+        self.alarm: _Alarm | None = None
 
 
 class CoreRun:
@@ -85,10 +118,15 @@ class CoreRun:
         self.flag_cycles = config.sync.flag_cycles
         # Per kind, the handler that starts an instruction and the one that resumes it after the
         # event the first returned (None for kinds that never wait on one).
-        self._start: list[Callable[[_PipeState, int, int], Any]] = [
+        self._handlers: list[Callable[[_PipeState, int, int], Any]] = [
             self._compute, self._gm, self._set, self._wait, self._barrier, self._no_executor]
-        self._resume: list[Callable[[_PipeState, int, Any], int] | None] = [
+        self._resumers: list[Callable[[_PipeState, int, Any], int] | None] = [
             None, self._gm_landed, None, self._wait_released, None, None]
+        self._executors = [ps for p, ps in self.pipes.items() if p is not Pipe.S]
+        for ps in self._executors:
+            ps.resume = partial(self._resume_pipe, ps)
+            ps.landed = partial(self._landed, ps)
+            ps.alarm = _Alarm(env, ps.resume)
         self.issue_done = False
         self._next = 0  # index of the next instruction to issue
         self._clock = 0  # issue cycle of the last issued instruction (the front-end runs ahead)
@@ -96,10 +134,12 @@ class CoreRun:
         self._barrier_pending = False  # a barrier ALL waits for every pipe to go idle
 
     def start_processes(self) -> None:
-        """Start one executor per pipe and issue what can be issued at the current cycle."""
-        for p in PIPES:
-            if p is not Pipe.S:
-                self.env.process(self._executor(self.pipes[p]))
+        """Start one executor per pipe and issue what can be issued at the current cycle.
+
+        The executors take their first steps in pipe order, after the front-end's, before any other
+        event of this cycle: where SimPy would start one process per pipe.
+        """
+        Urgent(self.env, [ps.resume for ps in self._executors])  # type: ignore[misc]
         self._clock = self.env.now
         state_of = [None if p is Pipe.S else self.pipes[p] for p in self.pipe_of]
         fe = self.config.frontend
@@ -196,40 +236,73 @@ class CoreRun:
             self._advance()  # issues the barrier ALL it stopped at, now that every pipe is idle
 
     # --- pipe executors ---------------------------------------------------------------------------
+    # An executor is a state machine on callbacks, not a SimPy process (a callback costs less than
+    # resuming a generator): `_execute` takes the pipe's queue in order until it must wait, then
+    # leaves one callback on what it waits for: its alarm at the cycle the next instruction issues
+    # or the pipe is free, the event a handler returned (a flag, a GM transfer), or the front-end's
+    # wake-up while its queue is empty. Each event is made where a process would make it, so the
+    # events of one cycle keep their order, and an error surfaces one event later, as a process's.
 
-    def _executor(self, ps: _PipeState):
-        env, kinds, queue, start = self.env, self.kinds, ps.queue, self.start
-        handlers, resumers = self._start, self._resume
-        while True:
-            if not queue:
-                if self.issue_done:
-                    ps.finished = True
-                    self._on_pipe_idle()
-                    if self.finished:
-                        self._finish()
-                    return
-                wake = ps.wake = env.event()
-                if self._barrier_pending:  # may issue more (and trigger `wake`) before we sleep
-                    self._on_pipe_idle()
-                yield wake
-                continue
+    def _execute(self, ps: _PipeState, now: int) -> None:
+        """Run pipe `ps` at cycle `now` (the current one) until it must wait for something."""
+        queue, start, kinds, handlers = ps.queue, self.start, self.kinds, self._handlers
+        while queue:
             idx, issued = queue[0]
-            now = env.now
             if issued > now:
-                yield env.timeout(issued - now)
-                now = issued
+                ps.alarm.after(issued - now)  # type: ignore[union-attr]
+                return
             queue.popleft()
             if self._blocked_on is ps:  # the front-end stalled on this full queue: issue resumes now
                 self._blocked_on = None
                 self._clock = max(self._clock, now - self.config.frontend.issue_cycles)
                 self._advance()
             start[idx] = now
-            kind = kinds[idx]
-            free = handlers[kind](ps, idx, now)
+            free = handlers[kinds[idx]](ps, idx, now)
             if type(free) is not int:  # it waits on an event first
-                free = resumers[kind](ps, idx, (yield free))  # type: ignore[misc]
-            if free > env.now:
-                yield env.timeout(free - env.now)
+                ps.current = idx
+                free.callbacks.append(ps.landed)
+                return
+            if free > now:
+                ps.alarm.after(free - now)  # type: ignore[union-attr]
+                return
+        self._idle(ps)
+
+    def _idle(self, ps: _PipeState) -> None:
+        """Pipe `ps` has drained its queue: it finishes if issue is done, else sleeps until woken."""
+        if self.issue_done:
+            ps.finished = True
+            self._on_pipe_idle()
+            if self.finished:
+                self._finish()
+            return
+        wake = ps.wake = self.env.event()
+        wake.callbacks.append(ps.resume)  # type: ignore[arg-type]
+        if self._barrier_pending:  # may issue more (and trigger `wake`) before it sleeps
+            self._on_pipe_idle()
+
+    def _resume_pipe(self, ps: _PipeState, event: simpy.Event) -> None:
+        """Continue pipe `ps` at the cycle of `event`: its alarm, a wake-up, or its start."""
+        try:
+            self._execute(ps, self.env.now)
+        except Exception as exc:
+            self._fail_later(exc)
+
+    def _landed(self, ps: _PipeState, event: simpy.Event) -> None:
+        """Finish the instruction pipe `ps` waited on (a flag, a GM transfer) and continue."""
+        try:
+            idx, now = ps.current, self.env.now
+            free = self._resumers[self.kinds[idx]](ps, idx, event.value)  # type: ignore[misc]
+            if free > now:
+                ps.alarm.after(free - now)  # type: ignore[union-attr]
+            else:
+                self._execute(ps, now)
+        except Exception as exc:
+            self._fail_later(exc)
+
+    def _fail_later(self, exc: Exception) -> None:
+        """Raise `exc` out of the run at the next event of this cycle, as SimPy raises the error of a
+        failed process: other events already due this cycle run first."""
+        self.env.event().fail(exc)
 
     # --- handlers: each records its instruction's cycles and returns when the pipe is free -------
 
