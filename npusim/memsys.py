@@ -86,6 +86,50 @@ class Flow:
         self.timing: GmTiming | None = None  # once ended: when the DMA engine is free, the data landed
 
 
+class _Active:
+    """The flows in flight, in start order, and their numbers as the first `n` columns of one array.
+
+    Rows of `data`: cap, HBM bytes and L2 bytes per byte moved, bytes left, rate. A start writes one
+    column (the array doubles when full); an end moves the survivors forward, keeping their order:
+    flows that end in the same cycle complete in start order, and the float sums over the rows
+    run in that order too, so the cycles do not depend on how the slots are kept.
+    """
+
+    __slots__ = ("flows", "n", "data")
+
+    CAP, ON_HBM, ON_L2, LEFT, RATE = range(5)
+
+    def __init__(self, size: int = 64) -> None:
+        self.flows: list[Flow] = []
+        self.n = 0
+        self.data = np.empty((5, size))
+
+    def add(self, flow: Flow) -> None:
+        """Append `flow` with rate 0: the next rate update, in this same cycle, sets it."""
+        n = self.n
+        if n == self.data.shape[1]:
+            grown = np.empty((5, 2 * n))
+            grown[:, :n] = self.data
+            self.data = grown
+        self.data[:, n] = (flow.cap, flow.on_hbm, flow.on_l2, flow.nbytes, 0.0)
+        self.flows.append(flow)
+        self.n = n + 1
+
+    def row(self, which: int) -> np.ndarray:
+        """The live part of one row (a view: writing to it updates the flows)."""
+        return self.data[which, :self.n]
+
+    def drop(self, finished: np.ndarray) -> None:
+        """Remove the flows where `finished` (over the live columns) is true; the rest keep their order."""
+        keep = ~finished
+        n = self.n
+        kept = self.data[:, :n][:, keep]
+        m = kept.shape[1]
+        self.data[:, :m] = kept
+        self.flows = [f for f, k in zip(self.flows, keep.tolist(), strict=True) if k]
+        self.n = m
+
+
 class MemorySystem:
     """Chip-level HBM and L2 shared by every core's GM transfers, with bandwidth statistics."""
 
@@ -102,11 +146,9 @@ class MemorySystem:
         self.l2 = L2Lines(config, tensors)
         self._paths = {path: path_rate(path, config) for path in GmPath}
         self._hit_latency = config.l2.hit_latency_cycles
-        self._flows: list[Flow] = []  # active, in start order: ties and iteration are deterministic
-        # The active flows' state as arrays, in the order of `_flows`: many flows share HBM at once,
-        # and each start or end updates all of them.
-        self._cap = self._on_hbm = self._on_l2 = self._left = self._rate = np.empty(0)
-        self._updated = env.now  # when `_left` (bytes each flow has left) was last brought up to date
+        self._active = _Active()  # in start order: ties and iteration are deterministic
+        self._updated = env.now  # when the bytes each flow has left were last brought up to date
+        self._checked = True  # no flow can have ended since `_advance` last looked, unless time passes
         self._version = 0  # of the live timeout; an older one firing is ignored
         self._wake_at: float | None = None
         self._update_due = False  # a recomputation of the rates is scheduled for the current cycle
@@ -141,12 +183,9 @@ class MemorySystem:
             flow.done = self.env.timeout(cycles, value=flow)
             return flow
         self._advance()
-        self._flows.append(flow)
-        self._cap = np.append(self._cap, flow.cap)
-        self._on_hbm = np.append(self._on_hbm, flow.on_hbm)
-        self._on_l2 = np.append(self._on_l2, flow.on_l2)
-        self._left = np.append(self._left, flow.nbytes)
-        self._rate = np.append(self._rate, 0.0)  # until the update: no time passes before it
+        self._active.add(flow)  # at rate 0 until the update: no time passes before it
+        if not flow.nbytes:
+            self._checked = False  # nothing to move: it ends at the next look, at rate 0
         self._update_soon()
         return flow
 
@@ -204,27 +243,34 @@ class MemorySystem:
         return cycles
 
     def _advance(self) -> None:
-        """Bring every active flow's progress up to now and complete those whose last byte arrived."""
+        """Bring every active flow's progress up to now and complete those whose last byte arrived.
+
+        With no time passed and the rates those it last checked, nothing can have ended: the
+        starts of one cycle (dozens when cores start together) then cost nothing here.
+        """
         now = self.env.now
         elapsed = now - self._updated
         self._updated = now
-        if not self._flows:
+        active = self._active
+        if not active.n or (not elapsed and self._checked):
             return
-        left = self._left - self._rate * elapsed
-        finished = left <= self._rate * _DONE_CYCLES
-        if finished.any():
-            for i in np.flatnonzero(finished).tolist():  # in start order
-                flow = self._flows[i]
-                flow.end = now
-                occupied = now + flow.after[0]
-                flow.timing = GmTiming(None, occupied, occupied + flow.after[1])
-                flow.done.succeed(flow)
-            self.last_done = now
-            keep = ~finished
-            self._flows = [f for f, k in zip(self._flows, keep.tolist(), strict=True) if k]
-            left, self._cap, self._rate = left[keep], self._cap[keep], self._rate[keep]
-            self._on_hbm, self._on_l2 = self._on_hbm[keep], self._on_l2[keep]
-        self._left = left
+        self._checked = True
+        rate = active.row(_Active.RATE)
+        left = active.row(_Active.LEFT)
+        if elapsed:
+            left -= rate * elapsed
+        finished = left <= rate * _DONE_CYCLES
+        if not finished.any():
+            return
+        flows = active.flows
+        for i in np.flatnonzero(finished).tolist():  # in start order
+            flow = flows[i]
+            flow.end = now
+            occupied = now + flow.after[0]
+            flow.timing = GmTiming(None, occupied, occupied + flow.after[1])
+            flow.done.succeed(flow)
+        self.last_done = now
+        active.drop(finished)
 
     def _update_soon(self) -> None:
         """Recompute the rates once, later in this cycle, however many flows start in it.
@@ -243,19 +289,21 @@ class MemorySystem:
 
     def _update(self) -> None:
         """Recompute the rates of the active flows and keep one timeout at the earliest completion."""
-        flows, cap, on_hbm, on_l2 = self._flows, self._cap, self._on_hbm, self._on_l2
+        active = self._active
+        cap, on_hbm, on_l2 = active.row(_Active.CAP), active.row(_Active.ON_HBM), active.row(_Active.ON_L2)
+        rate = active.row(_Active.RATE)
         if float(cap @ on_hbm) <= self.hbm_bytes_per_cycle and float(cap @ on_l2) <= self.l2_bytes_per_cycle:
-            rate = cap  # nothing saturates (the common case): every flow at its own cap
+            rate[:] = cap  # nothing saturates (the common case): every flow at its own cap
         else:
-            rate = _fill(cap, on_hbm, on_l2, self.hbm_bytes_per_cycle, self.l2_bytes_per_cycle)
-        self._rate = rate
+            rate[:] = _fill(cap, on_hbm, on_l2, self.hbm_bytes_per_cycle, self.l2_bytes_per_cycle)
+        self._checked = False
         self._record(float(rate @ on_hbm))
-        if not flows:
+        if not active.n:
             self._version += 1
             self._wake_at = None
             return
         now = self.env.now
-        wake = now + math.ceil(float((self._left / rate).min()) - _EPS_CYCLES)
+        wake = now + math.ceil(float((active.row(_Active.LEFT) / rate).min()) - _EPS_CYCLES)
         if wake == self._wake_at:  # the live timeout already fires then
             return
         self._version += 1
