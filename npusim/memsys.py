@@ -260,10 +260,11 @@ class MemorySystem:
         if elapsed:
             left -= rate * elapsed
         finished = left <= rate * _DONE_CYCLES
-        if not finished.any():
+        ended = finished.nonzero()[0].tolist()
+        if not ended:
             return
         flows = active.flows
-        for i in np.flatnonzero(finished).tolist():  # in start order
+        for i in ended:  # in start order
             flow = flows[i]
             flow.end = now
             occupied = now + flow.after[0]
@@ -303,7 +304,7 @@ class MemorySystem:
             self._wake_at = None
             return
         now = self.env.now
-        wake = now + math.ceil(float((active.row(_Active.LEFT) / rate).min()) - _EPS_CYCLES)
+        wake = now + math.ceil(float(np.minimum.reduce(active.row(_Active.LEFT) / rate)) - _EPS_CYCLES)
         if wake == self._wake_at:  # the live timeout already fires then
             return
         self._version += 1
@@ -405,24 +406,30 @@ def fair_rates(caps: Sequence[float], on_hbm: Sequence[float], hbm: float, l2: f
 
 
 def _fill(cap: np.ndarray, hbm_use: np.ndarray, l2_use: np.ndarray, hbm: float, l2: float) -> np.ndarray:
-    """`fair_rates` on arrays: the memory system's hot path, two resources spelled out."""
+    """`fair_rates` on arrays: the memory system's hot path, two resources spelled out.
+
+    Every unfrozen flow has the same rate (`level`), so each round works on the unfrozen flows
+    alone, packed in their order: the same float operations as raising each one's rate in place.
+    """
     rate = np.zeros(len(cap))
-    free = np.ones(len(cap), dtype=bool)
-    hbm_left, l2_left = hbm, l2
-    while free.any():
-        step = float((cap - rate)[free].min())
-        hbm_demand, l2_demand = float(hbm_use[free].sum()), float(l2_use[free].sum())
+    index = np.arange(len(cap))  # of the unfrozen flows; `cap`, `hbm_use`, `l2_use` keep only theirs
+    level, hbm_left, l2_left = 0.0, hbm, l2
+    while len(index):
+        step = float(np.minimum.reduce(cap)) - level  # the least headroom below a cap
+        hbm_demand, l2_demand = float(np.add.reduce(hbm_use)), float(np.add.reduce(l2_use))
         hbm_bound = hbm_left / hbm_demand if hbm_demand > 0 else math.inf
         l2_bound = l2_left / l2_demand if l2_demand > 0 else math.inf
         step = min(step, hbm_bound, l2_bound)
-        rate[free] += step
+        level += step
         hbm_left -= step * hbm_demand
         l2_left -= step * l2_demand
-        frozen = cap - rate <= _SATURATED * cap
+        frozen = cap - level <= _SATURATED * cap
         # `bound <= step`: the resource bound the step, so it is full and progress is sure
         if hbm_demand > 0 and (hbm_bound <= step or hbm_left <= _SATURATED * hbm):
             frozen |= hbm_use > 0
         if l2_demand > 0 and (l2_bound <= step or l2_left <= _SATURATED * l2):
             frozen |= l2_use > 0
-        free &= ~frozen
+        rate[index[frozen]] = level
+        keep = ~frozen
+        index, cap, hbm_use, l2_use = index[keep], cap[keep], hbm_use[keep], l2_use[keep]
     return rate
