@@ -49,10 +49,11 @@ class L2Lines:
         line = config.l2.line_bytes
         self._line = line
         self._capacity_lines = config.l2.capacity_bytes // line
-        self._layout: dict[str, tuple[int, Tensor]] = {}
+        # Per tensor: its base address, then its matrix rows, columns and bytes per element.
+        self._layout: dict[str, tuple[int, int, int, int]] = {}
         address = 0
         for t in tensors:
-            self._layout[t.name] = (address, t)
+            self._layout[t.name] = (address, *t.matrix_shape, t.dtype.itemsize)
             address += -(-t.nbytes // line) * line  # the next tensor starts on a fresh line
         self.gm_bytes = address
         self._last_touch = np.full(address // line, _NEVER, dtype=np.int64)
@@ -100,8 +101,9 @@ class L2Lines:
             self._deferred.append(False)
             self._parent.append(code)
             # Join every group that shares a line with this region: this region becomes their root.
-            owners = self._group[lines]
-            for other in (np.unique(owners[owners >= 0]).tolist() if owners.max() >= 0 else ()):
+            owners = set(self._group[lines].tolist())
+            owners.discard(-1)  # lines no region covered yet
+            for other in sorted(owners):
                 root = self._find(other)
                 if root != code:
                     self._parent[root] = code
@@ -121,13 +123,12 @@ class L2Lines:
         return root
 
     def _compute_lines(self, region: GmRegion) -> np.ndarray:
-        base, tensor = self._entry(region.tensor)
-        rows_total, cols_total = tensor.matrix_shape
+        base, rows_total, cols_total, size = self._entry(region.tensor)
         if region.last_row >= rows_total or region.col + region.cols > cols_total:
             raise ValueError(f"region rows {region.row}..{region.last_row} step {region.row_step}, columns "
                              f"{region.col}..{region.col + region.cols - 1} fall outside {region.tensor}'s "
                              f"matrix [{rows_total}, {cols_total}]")
-        size, line = tensor.dtype.itemsize, self._line
+        line = self._line
         start = base + (region.row * cols_total + region.col) * size  # of the first row
         stride = region.row_step * cols_total * size  # bytes from one row to the next
         width = (start % line + region.cols * size + line - 1) // line  # lines the first row covers
@@ -156,7 +157,7 @@ class L2Lines:
         lines.flags.writeable = False
         return lines
 
-    def _entry(self, tensor: str) -> tuple[int, Tensor]:
+    def _entry(self, tensor: str) -> tuple[int, int, int, int]:
         entry = self._layout.get(tensor)
         if entry is None:
             raise KeyError(f"no GM tensor {tensor!r}; declared: {', '.join(self._layout) or 'none'}")
@@ -205,8 +206,8 @@ class L2Lines:
             self._dirty_lines[lines] = True
             self._ndirty += fresh
             self._dirty_touches.append([counter, code, 0])
-        elif region.tensor in self._written and self._dirty_lines[lines].any():  # still dirty, now younger
-            self._dirty_touches.append([counter, code, 0])
+        elif region.tensor in self._written and np.count_nonzero(self._dirty_lines[lines]):
+            self._dirty_touches.append([counter, code, 0])  # lines still dirty, now younger
         written_back = self._evict(counter + n - 1 - self._capacity_lines) if self._ndirty else 0
         return Touch(resident / n, written_back * self._line, True)
 
