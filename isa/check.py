@@ -449,13 +449,14 @@ def check_program(program: Program, limits: CoreLimits | Mapping[CoreKind, CoreL
 # --- clearing the kernels of a program by shape --------------------------------------------------
 
 
-def _placed(instr: Instruction) -> tuple[tuple[Any, ...], str, GmRegion] | None:
-    """An instruction with a GM region as (its value but where that region starts, the field, the region).
+def placement(instr: Instruction) -> tuple[tuple[Any, ...], str, GmRegion] | None:
+    """Where a GM access is: (its value but where its GM region starts, as a key; the field; the region).
 
-    None for an instruction without a GM region, or an object that is no instruction. Every rule
-    but the GM bounds looks at a region's tensor, shape, dtype and row step, never at where it
-    starts, so instructions of one key pass or fail alike once they are in bounds. (Any other GM
-    region of the instruction stays whole in the key.)
+    None for an instruction without a GM region, or an object that is no instruction. Tasks of a
+    program differ mostly there. Every rule but the GM bounds looks at a region's tensor, shape,
+    dtype and row step, never at where it starts, so accesses of one key pass or fail alike once
+    they are in bounds (and the timing engine's decoder costs them alike). Any other GM region of
+    the instruction stays whole in the key.
     """
     cls = type(instr)
     layout = _LAYOUTS.get(cls)
@@ -486,7 +487,7 @@ class _Cleared:
     A kernel's shape is its instructions' identities, GM accesses left out: tasks of one program
     share on-chip instruction objects and differ in where their GM regions start. For each shape,
     the on-chip instructions and the flags are checked once; each GM access is checked once per
-    key (`_placed`), at the origin of its tensor, and then only for its bounds. A kernel this does
+    key (`placement`), at the origin of its tensor, and then only for its bounds. A kernel this does
     not clear may still pass: `problems` decides, in full and with its exact messages.
     """
 
@@ -496,7 +497,7 @@ class _Cleared:
         self.clean: dict[int, int] = {}  # id -> id of objects checked whole and clean (not GM accesses)
         self.kept: list[Instruction] = []  # those objects, kept alive so that no other takes their id
         self.shapes: dict[tuple[int | None, ...], tuple[int, ...]] = {}  # clean shape -> its GM positions
-        self.gm_keys: dict[tuple[Any, ...], bool] = {}  # `_placed` key -> clean at the tensor's origin
+        self.gm_keys: dict[tuple[Any, ...], bool] = {}  # `placement` key -> clean at the tensor's origin
         self.matrix = {name: t.matrix_shape for name, t in declared.items()}
 
     def passes(self, kernel: Kernel) -> bool:
@@ -515,7 +516,7 @@ class _Cleared:
         for index, instr in enumerate(instrs):
             if ids[index] in self.clean:
                 continue
-            if _placed(instr) is not None:
+            if placement(instr) is not None:
                 gm_at.append(index)
                 continue
             rule = RULES.get(type(instr))
@@ -535,7 +536,7 @@ class _Cleared:
 
     def _gm_passes(self, instr: Instruction) -> bool:
         """Whether a GM access of a known shape is clean: its key at the origin, then its bounds."""
-        placed = _placed(instr)
+        placed = placement(instr)
         if placed is None:  # a new object where the shape's kernel had a GM access
             return False
         key, name, gm = placed

@@ -11,10 +11,10 @@ from __future__ import annotations
 import enum
 from array import array
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import NamedTuple
 
-import numpy as np
-
+from isa.check import placement
 from isa.instructions import Barrier, Instruction, SetFlag, WaitFlag
 from isa.program import Kernel, Tensor
 from isa.types import Pipe
@@ -60,50 +60,118 @@ def decode_one(instr: Instruction, config: HardwareConfig, tensors: Mapping[str,
     return Decoded(kind, instr.pipe, c.occupancy, c.latency, c.bytes, c.flops, flag, c.transfer)
 
 
+class _Shape:
+    """What every kernel of one shape (its instructions' decoded rows, in order) shares: its arrays."""
+
+    def __init__(self, rows: tuple[int, ...], table: list[Decoded]) -> None:
+        decoded = [table[r] for r in rows]
+        self.kinds = array("b", [d.kind for d in decoded])
+        self.occupancy = array("q", [d.occupancy for d in decoded])
+        self.latency = array("q", [d.latency for d in decoded])
+        self.nbytes = array("q", [d.nbytes for d in decoded])
+        self.flops = array("q", [d.flops for d in decoded])
+        self.pipe_of: list[Pipe] = [d.pipe for d in decoded]
+        self.flag_keys: list[FlagKey] = list(dict.fromkeys(d.flag for d in decoded if d.flag is not None))
+        slot = {key: i for i, key in enumerate(self.flag_keys)}
+        self.aux: list[Transfer | int | None] = [
+            d.transfer if d.flag is None else slot[d.flag] for d in decoded]
+
+
+class DecodeCache(dict[Instruction, Decoded]):
+    """What one run has decoded, shared by its kernels: each instruction's Decoded by value, and more.
+
+    Tasks share on-chip instruction objects and differ in where their GM accesses are, which the
+    cost model does not look at (a transfer's bytes and rows follow from its tensor, shape, dtype and
+    row step: the key of `isa.check.placement`). So a kernel is decoded as its shape: its on-chip
+    instructions' rows by identity (objects known here are kept alive, so no other takes their id),
+    its GM accesses' rows by placement key; each shape's arrays are made once, and a kernel only
+    adds its own GM transfers. `by_value` is this dict itself, or the plain dict a caller shares.
+    """
+
+    def __init__(self, by_value: dict[Instruction, Decoded] | None = None) -> None:
+        super().__init__()
+        self.by_value = self if by_value is None else by_value
+        self.table: list[Decoded] = []  # the distinct rows: on-chip instructions and GM accesses by key
+        self.row_of_value: dict[Instruction, int] = {}
+        self.row_of_id: dict[int, int] = {}  # instructions without a GM region, by identity
+        self.kept: list[Instruction] = []
+        self.row_of_gm: dict[tuple[object, ...], int] = {}  # GM accesses by placement key
+        # rows by identity (None: not known) -> where they are None: GM accesses, and new objects
+        self.unknown_at: dict[tuple[int | None, ...], tuple[int, ...]] = {}
+        self.shapes: dict[tuple[int, ...], _Shape] = {}
+
+    def shape(self, instrs: tuple[Instruction, ...], config: HardwareConfig,
+              tensors: Mapping[str, Tensor]) -> tuple[_Shape, dict[int, Transfer]]:
+        """The shape of a kernel of `instrs`, and its GM accesses' transfers by position."""
+        ids = tuple(map(id, instrs))
+        known = tuple(map(self.row_of_id.get, ids))
+        unknown = self.unknown_at.get(known)
+        if unknown is None:
+            unknown = self.unknown_at[known] = tuple(p for p, row in enumerate(known) if row is None)
+        rows = list(known)
+        transfers = {}
+        for p in unknown:
+            rows[p], transfer = self._unknown_row(instrs[p], config, tensors)
+            if transfer is not None:
+                transfers[p] = transfer
+        key: tuple[int, ...] = tuple(rows)  # type: ignore[arg-type]  # every row is known now
+        found = self.shapes.get(key)
+        if found is None:
+            found = self.shapes[key] = _Shape(key, self.table)
+        return found, transfers
+
+    def _row(self, instr: Instruction, config: HardwareConfig, tensors: Mapping[str, Tensor]) -> int:
+        """The row of an instruction without a GM region; from now on known by its identity."""
+        row = self.row_of_value.get(instr)
+        if row is None:
+            decoded = self.by_value.get(instr)
+            if decoded is None:
+                decoded = self.by_value[instr] = decode_one(instr, config, tensors)
+            row = self.row_of_value[instr] = len(self.table)
+            self.table.append(decoded)
+        self.row_of_id[id(instr)] = row
+        self.kept.append(instr)
+        return row
+
+    def _unknown_row(self, instr: Instruction, config: HardwareConfig,
+                     tensors: Mapping[str, Tensor]) -> tuple[int, Transfer | None]:
+        """The row of an instruction not known by identity; for a GM access (decoded once per
+        placement key) also its own transfer."""
+        placed = placement(instr)
+        if placed is None:  # a new object without a GM region: known by identity from now on
+            return self._row(instr, config, tensors), None
+        key, name, gm = placed
+        row = self.row_of_gm.get(key)
+        if row is None:
+            at_origin = replace(instr, **{name: replace(gm, row=0, col=0)})  # type: ignore[type-var]
+            row = self.row_of_gm[key] = len(self.table)
+            self.table.append(decode_one(at_origin, config, tensors))
+        t = self.table[row].transfer
+        assert t is not None, "a GM access is decoded with its transfer"
+        return row, Transfer(gm, t.path, t.moved, t.rows)
+
+
 class DecodedKernel:
     """Arrays indexed by instruction: kinds, occupancy, latency, bytes, flops, pipes and operands.
 
     `aux[i]` is a GM instruction's Transfer, or a set/wait_flag's index into `flag_keys` (each run
-    makes its own flags, in that order).
+    makes its own flags, in that order). The arrays and `pipe_of` are shared by every kernel of
+    one shape in a run: they are read, never written.
     """
 
     def __init__(self, kernel: Kernel, config: HardwareConfig, tensors: Mapping[str, Tensor],
                  seen: dict[Instruction, Decoded] | None = None) -> None:
-        """`seen`: instructions already decoded, shared by the kernels of one run (the tasks of a
-        program repeat the same on-chip instructions across kernels); filled as this one decodes."""
-        seen = {} if seen is None else seen
-        by_id: dict[int, int] = {}
-        by_value: dict[Instruction, int] = {}
-        table: list[Decoded] = []  # one row per distinct instruction
-        codes = array("l")  # each instruction's row
-        for instr in kernel.instructions:
-            code = by_id.get(id(instr))
-            if code is None:
-                code = by_value.get(instr)
-                if code is None:
-                    code = by_value[instr] = len(table)
-                    decoded = seen.get(instr)
-                    if decoded is None:
-                        decoded = seen[instr] = decode_one(instr, config, tensors)
-                    table.append(decoded)
-                by_id[id(instr)] = code
-            codes.append(code)
-        index = np.frombuffer(codes, dtype=np.int_)
-
-        def gathered(values: list[int], typecode: str) -> array:
-            return array(typecode, np.asarray(values, dtype=typecode)[index].tobytes())
-
+        """`seen`: what the run has decoded, shared by its kernels (a DecodeCache; a plain dict
+        shares each instruction's Decoded by value only); filled as this one decodes."""
+        cache = seen if isinstance(seen, DecodeCache) else DecodeCache(seen)
+        shape, transfers = cache.shape(kernel.instructions, config, tensors)
         self.kernel = kernel
-        self.kinds = gathered([d.kind for d in table], "b")
-        self.occupancy = gathered([d.occupancy for d in table], "q")
-        self.latency = gathered([d.latency for d in table], "q")
-        self.nbytes = gathered([d.nbytes for d in table], "q")
-        self.flops = gathered([d.flops for d in table], "q")
-        self.pipe_of: list[Pipe] = [table[c].pipe for c in codes]
-        self.flag_keys: list[FlagKey] = list(dict.fromkeys(d.flag for d in table if d.flag is not None))
-        slot = {key: i for i, key in enumerate(self.flag_keys)}
-        row_aux = [d.transfer if d.flag is None else slot[d.flag] for d in table]
-        self.aux: list[Transfer | int | None] = [row_aux[c] for c in codes]
+        self.kinds, self.occupancy, self.latency = shape.kinds, shape.occupancy, shape.latency
+        self.nbytes, self.flops, self.pipe_of = shape.nbytes, shape.flops, shape.pipe_of
+        self.flag_keys = shape.flag_keys
+        self.aux = list(shape.aux)
+        for p, transfer in transfers.items():
+            self.aux[p] = transfer
 
     def __len__(self) -> int:
         return len(self.kinds)
