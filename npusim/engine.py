@@ -112,9 +112,11 @@ class CoreRun:
         self.released_by = array("i", [-1]) * n
         self.kinds, self.occupancy, self.latency = decoded.kinds, decoded.occupancy, decoded.latency
         self.nbytes, self.flops, self.pipe_of = decoded.nbytes, decoded.flops, decoded.pipe_of
-        flags = [self.flags.get(key) for key in decoded.flag_keys]
-        # Per instruction: a set/wait_flag's Flag, a GM access's Transfer, else None.
-        self.aux: list[Any] = [flags[a] if type(a) is int else a for a in decoded.aux]
+        # Per instruction: a GM access's Transfer, a set/wait_flag's index into `flag_list` (this
+        # run's flags), else None. Shared by every run of the kernel: read, never written.
+        self.aux: list[Any] = decoded.aux
+        self.flag_list = [self.flags.get(key) for key in decoded.flag_keys]
+        self._issue_cycles = config.frontend.issue_cycles
         self.flag_cycles = config.sync.flag_cycles
         # Per kind, the handler that starts an instruction and the one that resumes it after the
         # event the first returned (None for kinds that never wait on one).
@@ -141,7 +143,8 @@ class CoreRun:
         """
         Urgent(self.env, [ps.resume for ps in self._executors])  # type: ignore[misc]
         self._clock = self.env.now
-        state_of = [None if p is Pipe.S else self.pipes[p] for p in self.pipe_of]
+        executor_of = {p: ps for p, ps in self.pipes.items() if p is not Pipe.S}
+        state_of = list(map(executor_of.get, self.pipe_of))  # None for S
         fe = self.config.frontend
         self._frontend_locals = (state_of, fe.issue_cycles, fe.queue_depth, self.issue, len(self.kinds))
         self._advance()
@@ -187,7 +190,8 @@ class CoreRun:
         """Run instruction `idx` on S at `t_issue`: the cycle it completes, or -1 if issue stops here
         (to be resumed by a timeout, a flag or the last pipe going idle)."""
         kind, env = self.kinds[idx], self.env
-        if kind in (_SET, _WAIT) and t_issue > env.now and (kind == _WAIT or self.aux[idx].pending):
+        flag = self.flag_list[self.aux[idx]] if kind in (_SET, _WAIT) else None
+        if flag is not None and t_issue > env.now and (kind == _WAIT or flag.pending):
             # A flag is judged in cycle order: a wait may consume it, and a set find it still
             # pending, only once simulated time has reached the cycle the front-end issues them.
             self._next, self._clock = idx, t
@@ -197,7 +201,7 @@ class CoreRun:
         if kind == _SET:
             self._set_flag(idx, t_issue, t_issue + self.flag_cycles)
         elif kind == _WAIT:
-            got = self.aux[idx].wait(env)
+            got = flag.wait(env)  # type: ignore[union-attr]
             if isinstance(got, simpy.Event):
                 self._next, self._clock = idx, t
                 got.callbacks.append(self._on_frontend_flag)
@@ -218,7 +222,7 @@ class CoreRun:
 
     def _on_frontend_flag(self, event: simpy.Event) -> None:
         idx = self._next
-        t_issue = self._clock + self.config.frontend.issue_cycles
+        t_issue = self._clock + self._issue_cycles
         visible_at, setter = event.value
         self.released_by[idx] = setter
         self.issue[idx] = self.start[idx] = t_issue
@@ -228,7 +232,7 @@ class CoreRun:
 
     def _all_idle(self) -> bool:
         """Every executor sleeps on an empty queue or has finished (S has no executor)."""
-        return all(ps.wake is not None or ps.finished for p, ps in self.pipes.items() if p is not Pipe.S)
+        return all(ps.wake is not None or ps.finished for ps in self._executors)
 
     def _on_pipe_idle(self) -> None:
         if self._barrier_pending and self._all_idle():
@@ -254,7 +258,9 @@ class CoreRun:
             queue.popleft()
             if self._blocked_on is ps:  # the front-end stalled on this full queue: issue resumes now
                 self._blocked_on = None
-                self._clock = max(self._clock, now - self.config.frontend.issue_cycles)
+                resumed = now - self._issue_cycles
+                if resumed > self._clock:
+                    self._clock = resumed
                 self._advance()
             start[idx] = now
             free = handlers[kinds[idx]](ps, idx, now)
@@ -354,12 +360,12 @@ class CoreRun:
 
     def _set_flag(self, idx: int, now: int, fire: int) -> None:
         self.busy_end[idx], self.end[idx] = now, fire
-        earlier = self.aux[idx].set(fire, idx)
+        earlier = self.flag_list[self.aux[idx]].set(fire, idx)
         if earlier >= 0:
             self._double_set(idx, earlier, now)
 
     def _wait(self, ps: _PipeState, idx: int, now: int) -> int | simpy.Event:
-        got = self.aux[idx].wait(self.env)
+        got = self.flag_list[self.aux[idx]].wait(self.env)
         if type(got) is not tuple:  # not set yet: sleep until a set_flag hands it over
             ps.blocked = idx
             return got
@@ -414,7 +420,7 @@ class CoreRun:
 
     @property
     def finished(self) -> bool:
-        return self.issue_done and all(ps.finished for p, ps in self.pipes.items() if p is not Pipe.S)
+        return self.issue_done and all(ps.finished for ps in self._executors)
 
     def stall_report(self) -> str:
         """Why this core cannot advance: each blocked pipe, the instruction it waits on, the flags."""
