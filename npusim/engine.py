@@ -141,13 +141,17 @@ class CoreRun:
         The executors take their first steps in pipe order, after the front-end's, before any other
         event of this cycle: where SimPy would start one process per pipe.
         """
-        Urgent(self.env, [ps.resume for ps in self._executors])  # type: ignore[misc]
+        self._start_executors()
         self._clock = self.env.now
         executor_of = {p: ps for p, ps in self.pipes.items() if p is not Pipe.S}
         state_of = list(map(executor_of.get, self.pipe_of))  # None for S
         fe = self.config.frontend
         self._frontend_locals = (state_of, fe.issue_cycles, fe.queue_depth, self.issue, len(self.kinds))
         self._advance()
+
+    def _start_executors(self) -> None:
+        """Schedule the executors' first steps: one urgent event whose callbacks run them in order."""
+        Urgent(self.env, [ps.resume for ps in self._executors])  # type: ignore[misc]
 
     # --- front-end ------------------------------------------------------------------------------
     # The front-end is not a process: `_advance` issues in order until an instruction cannot issue
