@@ -1,10 +1,10 @@
 """The memory system's bookkeeping against the plain model it replaces, to the last bit.
 
 `PlainMemory` keeps the active flows in arrays grown by `np.append`, brings every flow up to date
-at every start and fills rates by raising each unfrozen flow's rate in place: the simple
-implementation. The memory system's slot columns, its skipped updates within a cycle and its
-packed progressive filling must give the same completion cycles, the same completion order and
-the same HBM timeline, float for float.
+at every start and fills rates afresh by raising each unfrozen flow's rate in place: the simple
+implementation. The memory system's slot columns, its skipped updates within a cycle, its packed
+progressive filling and its stored rates of mixes seen before must give the same completion
+cycles, the same completion order and the same HBM timeline, float for float.
 """
 
 import math
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from isa import DType, GmRegion, Tensor
 from npusim.config import load_preset
-from npusim.memsys import _DONE_CYCLES, _EPS_CYCLES, _SATURATED, GmTiming, MemorySystem, _fill
+from npusim.memsys import _DONE_CYCLES, _EPS_CYCLES, _SATURATED, Flow, GmTiming, MemorySystem, _fill
 
 LINE = 512
 
@@ -53,14 +53,15 @@ class PlainMemory(MemorySystem):
         self.cap = self.on_hbm = self.on_l2 = self.left = self.rate = np.empty(0)
 
     def transfer(self, region, write, nbytes, cap):
-        flow = super().transfer(region, write, nbytes, cap)  # accounts, then enters the slots ...
-        self._active.drop(np.ones(self._active.n, dtype=bool))  # ... which this model does not use
+        self._advance()
+        flow = Flow(self.env, region, write, nbytes, cap, self._account(region, write, nbytes))
         self.flows.append(flow)
         self.cap = np.append(self.cap, flow.cap)
         self.on_hbm = np.append(self.on_hbm, flow.on_hbm)
         self.on_l2 = np.append(self.on_l2, flow.on_l2)
         self.left = np.append(self.left, flow.nbytes)
         self.rate = np.append(self.rate, 0.0)
+        self._update_soon()
         return flow
 
     def _advance(self):
@@ -169,3 +170,20 @@ def test_slot_columns_and_skipped_updates_keep_every_cycle_of_the_plain_model(da
     fast = run(MemorySystem(LoggingEnvironment(), config, tensors), plan, tensors)
     plain = run(PlainMemory(LoggingEnvironment(), config, tensors), plan, tensors)
     assert fast == plain
+
+
+def test_stored_rates_are_per_mix_of_caps_hbm_and_l2_use():
+    """Mixes that differ only in L2 use (a write that evicts dirty lines and a half-hit read can
+    both put half a byte on HBM) get their own rates, and the same mix in another order its own."""
+    config = load_preset("910b2").replace({"clock_ghz": 1.0, "hbm.bandwidth_gbps": 60.0,
+                                           "l2.bandwidth_gbps": 50.0})
+    ms = MemorySystem(simpy.Environment(), config, [Tensor("x", DType.FP32, (4, 128))])
+    mixes = [([64.0, 64.0, 32.0], [0.5, 1.0, 0.0], [1.0, 0.0, 1.0]),
+             ([64.0, 64.0, 32.0], [0.5, 1.0, 0.0], [0.5, 0.0, 1.0]),
+             ([32.0, 64.0, 64.0], [0.0, 1.0, 0.5], [1.0, 0.0, 0.5])]
+    for _ in range(2):  # the second time round, from the stored rates
+        for mix in mixes:
+            live = np.array([*mix, [0.0] * 3, [0.0] * 3])
+            expected = plain_fill(*live[:3], ms.hbm_bytes_per_cycle, ms.l2_bytes_per_cycle)
+            assert bits(ms._fair(live)) == bits(expected)
+    assert len({bits(ms._fair(np.array([*mix, [0.0] * 3, [0.0] * 3]))) for mix in mixes}) == 3
