@@ -11,17 +11,18 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar
 
-from isa.regions import GmRegion, Region, Tile
+from isa.regions import GmRegion, HashedByFields, Region, Tile, hash_by_fields
 from isa.types import Pipe
 
 
-class Instruction:
-    """Base of every instruction: pipe, regions read and written; `str()` gives its assembly line."""
+class Instruction(HashedByFields):
+    """Base of every instruction: pipe, regions read and written; `str()` gives its assembly line.
 
-    # Instructions are dict keys on hot paths (static checks, cost caches): their hash is computed
-    # once and kept here. It is not a dataclass field, so it is neither compared nor pickled
-    # (str hashes differ between processes, so a pickled hash would be wrong where it lands).
-    __slots__ = ("_hash",)
+    Instructions are dict keys on hot paths (pools, static checks, cost caches): each keeps the
+    hash of its fields, computed on construction (see `HashedByFields`).
+    """
+
+    __slots__ = ()
     pipe: Pipe  # set as a class attribute, or a property where it depends on fields
 
     @property
@@ -132,6 +133,8 @@ class Store(_Fixed):
 class BinaryOp(enum.Enum):
     """Element-wise tile-tile operations; the value is the mnemonic."""
 
+    __hash__ = object.__hash__  # members are singletons; Enum's hash by name is slow on hot paths
+
     ADD = "vadd"
     SUB = "vsub"
     MUL = "vmul"
@@ -143,6 +146,8 @@ class BinaryOp(enum.Enum):
 class ScalarOp(enum.Enum):
     """Element-wise tile-scalar operations; the value is the mnemonic."""
 
+    __hash__ = object.__hash__  # members are singletons; Enum's hash by name is slow on hot paths
+
     ADDS = "vadds"
     MULS = "vmuls"
     MAXS = "vmaxs"
@@ -152,6 +157,8 @@ class ScalarOp(enum.Enum):
 class UnaryOp(enum.Enum):
     """Element-wise one-operand operations that keep the dtype; the value is the mnemonic."""
 
+    __hash__ = object.__hash__  # members are singletons; Enum's hash by name is slow on hot paths
+
     EXP = "vexp"
     COPY = "vcopy"
 
@@ -159,12 +166,16 @@ class UnaryOp(enum.Enum):
 class ReduceOp(enum.Enum):
     """Row reductions [rows, cols] -> [rows, 1]; the value is the mnemonic."""
 
+    __hash__ = object.__hash__  # members are singletons; Enum's hash by name is slow on hot paths
+
     MAX = "vrowmax"
     SUM = "vrowsum"
 
 
 class RowExpandOp(enum.Enum):
     """dst = src op col, with the [rows, 1] column broadcast along each row; value is the mnemonic."""
+
+    __hash__ = object.__hash__  # members are singletons; Enum's hash by name is slow on hot paths
 
     SUB = "vrowexpandsub"
     MUL = "vrowexpandmul"
@@ -322,15 +333,6 @@ class Barrier(Instruction):
         return Pipe.S if self.target is None else self.target
 
 
-def _cached_hash(self: Instruction) -> int:
-    try:
-        return self._hash  # type: ignore[no-any-return]
-    except AttributeError:
-        value = hash(tuple(getattr(self, name) for name in self.__match_args__))  # type: ignore[attr-defined]
-        object.__setattr__(self, "_hash", value)
-        return value
-
-
 VECTOR_CLASSES = (VecBinary, VecScalar, VecUnary, RowReduce, RowExpand, Cast, Dup, FillPad)
 SYNC_CLASSES = (SetFlag, WaitFlag, Barrier)
 ALL_CLASSES: tuple[type[Instruction], ...] = (
@@ -338,4 +340,4 @@ ALL_CLASSES: tuple[type[Instruction], ...] = (
 )
 
 for _cls in ALL_CLASSES:
-    _cls.__hash__ = _cached_hash  # type: ignore[assignment,method-assign]
+    hash_by_fields(_cls)
