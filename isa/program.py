@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
+import gc
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from isa.cores import CoreKind
@@ -108,3 +110,20 @@ class Program:
 
     def tensors_of(self, role: Role) -> tuple[Tensor, ...]:
         return tuple(t for t in self.tensors if t.role is role)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a builder makes a program.
+
+    A program is hundreds of thousands of small objects (a long context's, millions) that all live
+    on: every collection the allocations trigger walks them again, which took most of a long-context
+    build's time. Builders make no reference cycles, so there is nothing to collect meanwhile.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

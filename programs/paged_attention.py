@@ -77,6 +77,7 @@ from isa import (
     VecUnary,
     WaitFlag,
 )
+from isa.program import gc_paused
 from programs.convert import to_numpy, to_torch
 from programs.target import Hardware, align_up, strictest_alignment
 
@@ -673,7 +674,8 @@ def build(case: Case | Blocks, variant: str, config: Hardware | None = None,
         if used.min() < 0 or used.max() >= case.num_blocks:
             raise ValueError(f"request {b}: block_table entries {used.tolist()} fall outside the pool of "
                              f"{case.num_blocks} blocks")
-    return _Builder(case, lens, variant, Layout.of(config), steps_per_task).program()
+    with gc_paused():
+        return _Builder(case, lens, variant, Layout.of(config), steps_per_task).program()
 
 
 def kv_bytes(shape: Shape, context_lens: int | Sequence[int]) -> int:
