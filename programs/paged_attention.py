@@ -37,7 +37,7 @@ data hand-offs above (and each q-tile's chain of online updates).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -187,14 +187,13 @@ class Blocks:
     num_blocks: int
 
 
-def _draw_table(shape: Shape, lens: Sequence[int], gen: torch.Generator,
-                spare_blocks: int) -> tuple[np.ndarray, int]:
-    """The block table, a random permutation of a pool of exactly the blocks needed (plus spares)."""
-    import torch  # here, not at the top: `npusim --help` never loads it
-
+def _draw_table(shape: Shape, lens: Sequence[int], spare_blocks: int,
+                permutation: Callable[[int], list[int]]) -> tuple[np.ndarray, int]:
+    """The block table, a random permutation of a pool of exactly the blocks needed (plus spares);
+    `permutation(n)` draws the permutation of range(n)."""
     per_request = [-(-n // shape.block_size) for n in lens]
     num_blocks = sum(per_request) + spare_blocks
-    order = torch.randperm(num_blocks, generator=gen).tolist()
+    order = permutation(num_blocks)
     table = np.zeros((shape.batch, max(per_request)), dtype=np.int32)
     taken = 0
     for b, count in enumerate(per_request):
@@ -203,13 +202,51 @@ def _draw_table(shape: Shape, lens: Sequence[int], gen: torch.Generator,
     return table, num_blocks
 
 
+# torch.randperm on the CPU shuffles with 32-bit draws below this size, and by another algorithm
+# from it on (ATen's randperm_cpu). A block pool that large would hold 200 million blocks.
+_TORCH_SHUFFLE_BELOW = (2**32 - 1) // 20
+
+
+def _torch_mt19937(seed: int) -> np.random.MT19937:
+    """numpy's MT19937 in the state of `torch.Generator().manual_seed(seed)`: torch seeds its
+    Mersenne Twister with the seed's low 32 bits by the reference init_genrand, written out here."""
+    if not -(2**63) <= seed < 2**64:  # as torch, which takes a signed or unsigned 64-bit seed
+        raise ValueError(f"seed {seed} is out of range; valid: -2**63 to 2**64 - 1")
+    key, x = np.empty(624, dtype=np.uint32), seed & 0xFFFFFFFF
+    for i in range(624):
+        key[i] = x
+        x = (1812433253 * (x ^ (x >> 30)) + i + 1) & 0xFFFFFFFF
+    bits = np.random.MT19937()
+    bits.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": 624}}  # 624: regenerate first
+    return bits
+
+
+def torch_randperm(n: int, seed: int) -> list[int]:
+    """`torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()`, drawn by numpy.
+
+    A timing-only run needs the block table that `make_case` draws but none of torch, which takes
+    seconds to import. Below `_TORCH_SHUFFLE_BELOW`, torch swaps entry i with entry i + r % (n - i)
+    for i = 0 .. n - 2, r its generator's next 32-bit output, and numpy's MT19937 from the same state
+    gives the same outputs; from there on torch itself draws it.
+    """
+    if n >= _TORCH_SHUFFLE_BELOW:
+        import torch  # a pool no block table meets; then torch's own algorithm, whatever it is
+
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    draws = _torch_mt19937(seed).random_raw(max(n - 1, 0))
+    targets = (np.arange(n - 1, dtype=np.uint64) + draws % np.arange(n, 1, -1, dtype=np.uint64)).tolist()
+    order = list(range(n))
+    for i, z in enumerate(targets):
+        order[i], order[z] = order[z], order[i]
+    return order
+
+
 def make_blocks(shape: Shape, context_lens: int | Sequence[int], seed: int = 0, scale: float | None = None,
                 spare_blocks: int = 0) -> Blocks:
-    """The block table `make_case` draws for the same arguments, without drawing the data."""
-    import torch  # here, not at the top: `npusim --help` never loads it
-
+    """The block table `make_case` draws for the same arguments, without drawing the data (or
+    importing torch: see `torch_randperm`)."""
     lens = context_list(context_lens, shape.batch)
-    table, num_blocks = _draw_table(shape, lens, torch.Generator().manual_seed(seed), spare_blocks)
+    table, num_blocks = _draw_table(shape, lens, spare_blocks, lambda n: torch_randperm(n, seed))
     return Blocks(shape, table, np.asarray(lens, dtype=np.int32),
                   1.0 / math.sqrt(shape.head_dim) if scale is None else float(scale), num_blocks)
 
@@ -225,7 +262,8 @@ def make_case(shape: Shape, context_lens: int | Sequence[int], seed: int = 0, sc
 
     lens = context_list(context_lens, shape.batch)
     gen = torch.Generator().manual_seed(seed)
-    table, num_blocks = _draw_table(shape, lens, gen, spare_blocks)
+    table, num_blocks = _draw_table(shape, lens, spare_blocks,
+                                    lambda n: torch.randperm(n, generator=gen).tolist())
     kv = (num_blocks, shape.block_size, shape.num_kv_heads, shape.head_dim)
     return Case(
         shape=shape,

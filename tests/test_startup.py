@@ -58,3 +58,12 @@ def test_a_run_still_computes_its_torch_reference():
     assert code == 0, out
     assert "out fp32[16, 128]" in out and ": match" in out
     assert "torch" in loaded
+
+
+def test_a_timing_only_paged_attention_run_loads_no_torch():
+    """It builds from the block table alone, drawn as torch would draw it but by numpy
+    (`paged_attention.torch_randperm`), and simulates without inputs or references."""
+    code, loaded, out = run_fresh(["run", "paged-attention", "--batch", "2", "--context-lens", "300,129",
+                                   "--no-numerics", "--quiet"])
+    assert code == 0, out
+    assert "torch" not in loaded
