@@ -86,7 +86,7 @@ class _PipeState:
         self.finished = False
         self.value: Any = None  # what the GM transfer in flight read, to land when it completes
         self.current = -1  # index of the instruction whose event the executor waits on
-        # The executor's callbacks (`CoreRun._resume_pipe`, `CoreRun._landed`) and its alarm.
+        # The executor's callbacks (`CoreRun._execute`, `CoreRun._landed`) and its alarm.
         self.resume: Callable[[simpy.Event], None] | None = None
         self.landed: Callable[[simpy.Event], None] | None = None
         self.alarm: _Alarm | None = None
@@ -126,7 +126,7 @@ class CoreRun:
             None, self._gm_landed, None, self._wait_released, None, None]
         self._executors = [ps for p, ps in self.pipes.items() if p is not Pipe.S]
         for ps in self._executors:
-            ps.resume = partial(self._resume_pipe, ps)
+            ps.resume = partial(self._execute, ps)
             ps.landed = partial(self._landed, ps)
             ps.alarm = _Alarm(env, ps.resume)
         self.issue_done = False
@@ -251,31 +251,36 @@ class CoreRun:
     # wake-up while its queue is empty. Each event is made where a process would make it, so the
     # events of one cycle keep their order, and an error surfaces one event later, as a process's.
 
-    def _execute(self, ps: _PipeState, now: int) -> None:
-        """Run pipe `ps` at cycle `now` (the current one) until it must wait for something."""
-        queue, start, kinds, handlers = ps.queue, self.start, self.kinds, self._handlers
-        while queue:
-            idx, issued = queue[0]
-            if issued > now:
-                ps.alarm.after(issued - now)  # type: ignore[union-attr]
-                return
-            queue.popleft()
-            if self._blocked_on is ps:  # the front-end stalled on this full queue: issue resumes now
-                self._blocked_on = None
-                resumed = now - self._issue_cycles
-                if resumed > self._clock:
-                    self._clock = resumed
-                self._advance()
-            start[idx] = now
-            free = handlers[kinds[idx]](ps, idx, now)
-            if type(free) is not int:  # it waits on an event first
-                ps.current = idx
-                free.callbacks.append(ps.landed)
-                return
-            if free > now:
-                ps.alarm.after(free - now)  # type: ignore[union-attr]
-                return
-        self._idle(ps)
+    def _execute(self, ps: _PipeState, event: simpy.Event | None) -> None:
+        """Run pipe `ps` at the current cycle until it must wait for something: the callback of its
+        start, its alarm and its wake-up (`event`)."""
+        try:
+            now, queue, start = self.env.now, ps.queue, self.start
+            kinds, handlers = self.kinds, self._handlers
+            while queue:
+                idx, issued = queue[0]
+                if issued > now:
+                    ps.alarm.after(issued - now)  # type: ignore[union-attr]
+                    return
+                queue.popleft()
+                if self._blocked_on is ps:  # the front-end stalled on this full queue: issue resumes now
+                    self._blocked_on = None
+                    resumed = now - self._issue_cycles
+                    if resumed > self._clock:
+                        self._clock = resumed
+                    self._advance()
+                start[idx] = now
+                free = handlers[kinds[idx]](ps, idx, now)
+                if type(free) is not int:  # it waits on an event first
+                    ps.current = idx
+                    free.callbacks.append(ps.landed)
+                    return
+                if free > now:
+                    ps.alarm.after(free - now)  # type: ignore[union-attr]
+                    return
+            self._idle(ps)
+        except Exception as exc:
+            self._fail_later(exc)
 
     def _idle(self, ps: _PipeState) -> None:
         """Pipe `ps` has drained its queue: it finishes if issue is done, else sleeps until woken."""
@@ -290,13 +295,6 @@ class CoreRun:
         if self._barrier_pending:  # may issue more (and trigger `wake`) before it sleeps
             self._on_pipe_idle()
 
-    def _resume_pipe(self, ps: _PipeState, event: simpy.Event) -> None:
-        """Continue pipe `ps` at the cycle of `event`: its alarm, a wake-up, or its start."""
-        try:
-            self._execute(ps, self.env.now)
-        except Exception as exc:
-            self._fail_later(exc)
-
     def _landed(self, ps: _PipeState, event: simpy.Event) -> None:
         """Finish the instruction pipe `ps` waited on (a flag, a GM transfer) and continue."""
         try:
@@ -305,7 +303,7 @@ class CoreRun:
             if free > now:
                 ps.alarm.after(free - now)  # type: ignore[union-attr]
             else:
-                self._execute(ps, now)
+                self._execute(ps, event)
         except Exception as exc:
             self._fail_later(exc)
 
