@@ -77,6 +77,7 @@ class L2Lines:
         self._ndirty = 0
         self._dirty_touches: deque[list[int]] = deque()
         self._written: set[str] = set()  # tensors with a write so far: only their reads can meet dirty lines
+        self._untouched = -1  # the code of the region just set up if no line of it was ever touched
         self._bypass = frozenset(t.name for t in tensors if not t.l2) if config.l2.hints else frozenset()
 
     def base(self, tensor: str) -> int:
@@ -94,22 +95,29 @@ class L2Lines:
             return known[1]
         code = self._codes.get(region)
         if code is None:
-            lines = self._compute_lines(region)
-            code = self._codes[region] = len(self._lines)
-            self._lines.append(lines)
-            self._base.append(_NEVER)
-            self._deferred.append(False)
-            self._parent.append(code)
-            # Join every group that shares a line with this region: this region becomes their root.
-            owners = set(self._group[lines].tolist())
-            owners.discard(-1)  # lines no region covered yet
-            for other in sorted(owners):
-                root = self._find(other)
-                if root != code:
-                    self._parent[root] = code
-                    self._pending.setdefault(code, []).extend(self._pending.pop(root, ()))
-            self._group[lines] = code
+            code = self._codes[region] = self._new_code(region)
         self._by_id[id(region)] = (region, code)  # the entry keeps `region` alive: its id stays its own
+        return code
+
+    def _new_code(self, region: GmRegion) -> int:
+        """Set up a region seen for the first time: its lines, and its group of regions sharing them."""
+        lines = self._compute_lines(region)
+        code = len(self._lines)
+        self._lines.append(lines)
+        self._base.append(_NEVER)
+        self._deferred.append(False)
+        self._parent.append(code)
+        # Join every group that shares a line with this region: this region becomes their root.
+        owners = set(self._group[lines].tolist())
+        owners.discard(-1)  # lines no region covered yet
+        for other in sorted(owners):
+            root = self._find(other)
+            if root != code:
+                self._parent[root] = code
+                self._pending.setdefault(code, []).extend(self._pending.pop(root, ()))
+        self._group[lines] = code
+        # No region covered any of its lines, so none was ever touched (until the next touch).
+        self._untouched = -1 if owners else code
         return code
 
     def _find(self, code: int) -> int:
@@ -182,8 +190,11 @@ class L2Lines:
         code = self._code(region)
         lines = self._lines[code]
         n, counter = len(lines), self._counter
+        untouched, self._untouched = self._untouched == code, -1
         if counter - self._base[code] - 1 < self._capacity_lines:
             resident = n  # its own last touch stamped every line at least that recently
+        elif untouched:
+            resident = 0  # and none of its lines is dirty
         else:
             self._write_stamps(self._find(code))
             # stamp - last - 1 < capacity  <=>  last - i > counter - 1 - capacity; never-touched
@@ -202,11 +213,11 @@ class L2Lines:
                 pending.append(code)
         if write:
             self._written.add(region.tensor)
-            fresh = n - int(np.count_nonzero(self._dirty_lines[lines]))
+            fresh = n if untouched else n - int(np.count_nonzero(self._dirty_lines[lines]))
             self._dirty_lines[lines] = True
             self._ndirty += fresh
             self._dirty_touches.append([counter, code, 0])
-        elif region.tensor in self._written and np.count_nonzero(self._dirty_lines[lines]):
+        elif not untouched and region.tensor in self._written and np.count_nonzero(self._dirty_lines[lines]):
             self._dirty_touches.append([counter, code, 0])  # lines still dirty, now younger
         written_back = self._evict(counter + n - 1 - self._capacity_lines) if self._ndirty else 0
         return Touch(resident / n, written_back * self._line, True)
