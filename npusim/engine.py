@@ -61,11 +61,11 @@ class _Alarm(simpy.Event):
     Timeout and its callback list for every wait costs more than the wait's own scheduling."""
 
     def __init__(self, env: simpy.Environment, callback: Callable[[simpy.Event], None]):
-        self.env, self.callbacks = env, None
+        self.env, self.callbacks = env, None  # type: ignore[assignment]  # not scheduled
         self._ok, self._value = True, None
         self._callbacks = [callback]  # the same list each time: SimPy only iterates it
 
-    def after(self, delay: int) -> None:
+    def after(self, delay: float) -> None:
         """Run the callback `delay` cycles from now, in order with the timeouts of that cycle."""
         self.callbacks = self._callbacks
         self.env.schedule(self, NORMAL, delay)
@@ -144,7 +144,7 @@ class CoreRun:
         self._start_executors()
         self._clock = self.env.now
         executor_of = {p: ps for p, ps in self.pipes.items() if p is not Pipe.S}
-        state_of = list(map(executor_of.get, self.pipe_of))  # None for S
+        state_of = list(map(executor_of.get, self.pipe_of))  # type: ignore[arg-type]  # None for S
         fe = self.config.frontend
         self._frontend_locals = (state_of, fe.issue_cycles, fe.queue_depth, self.issue, len(self.kinds))
         self._advance()
