@@ -30,7 +30,7 @@ gm = st.builds(GmRegion, st.sampled_from(["a", "ws_o", "key_cache"]), st.integer
 instructions = st.one_of(
     st.builds(Load, tiles, gm, st.booleans()),
     st.builds(VecBinary, st.sampled_from(BinaryOp), tiles, tiles, tiles),
-    st.builds(VecScalar, st.sampled_from(ScalarOp), tiles, tiles, st.floats(allow_nan=False)),
+    st.builds(VecScalar, st.sampled_from(ScalarOp), tiles, tiles, st.floats()),
     st.builds(SetFlag, st.sampled_from(Pipe), st.sampled_from(Pipe), st.integers(0, 7)),
     st.builds(Barrier, st.none() | st.sampled_from(Pipe)),
 )
@@ -50,6 +50,8 @@ def test_hash_and_equality_are_a_plain_dataclasses(a, b):
 
 @given(values)
 def test_copies_and_pickles_hash_as_the_original(a):
+    if getattr(a, "scalar", 0) != getattr(a, "scalar", 0):
+        return  # a NaN scalar: an unpickled copy holds another NaN object, so it is unequal (as ever)
     bare = object.__new__(type(a))  # made without __init__: the hash is worked out when first asked
     for name, value in zip(type(a)._field_names, fields_of(a), strict=True):
         object.__setattr__(bare, name, value)
