@@ -84,23 +84,31 @@ class ChipRun:
         self._decoded_instructions: dict[Instruction, Decoded] = DecodeCache()  # shared by the run's kernels
 
     def _build_pools(self) -> dict[CoreKind, tuple[list[int], list[_Core]]]:
-        """For each kind of kernel, (a heap of idle core indices, the cores); shared where cores are."""
-        chip = self.config.chip
+        """For each kind of kernel, (a heap of idle core indices, the cores); shared where cores are.
 
-        def cores(kind: CoreKind, count: int) -> tuple[list[int], list[_Core]]:
+        A pool holds no more cores than there are tasks to run on it: the scheduler always takes the
+        lowest-numbered idle core, so with T tasks no core numbered T or above is ever used, and a
+        chip configured with millions of cores costs no more than one with as many as the tasks.
+        """
+        chip, tasks = self.config.chip, self.program.tasks
+
+        def cores(kind: CoreKind, count: int, *runs: CoreKind) -> tuple[list[int], list[_Core]]:
+            count = min(count, sum(t.kind in runs for t in tasks))
             limits = self.config.core_limits(kind)
             made = [_Core(i, f"{kind.prefix}{i}", limits) for i in range(count)]
             return list(range(count)), made
 
         if chip.coupled:
-            pool = cores(CoreKind.MIXED, chip.cube_cores)
+            pool = cores(CoreKind.MIXED, chip.cube_cores, *CoreKind)
             return {kind: pool for kind in CoreKind}
-        return {CoreKind.CUBE: cores(CoreKind.CUBE, chip.cube_cores),
-                CoreKind.VECTOR: cores(CoreKind.VECTOR, chip.vector_cores),
+        return {CoreKind.CUBE: cores(CoreKind.CUBE, chip.cube_cores, CoreKind.CUBE),
+                CoreKind.VECTOR: cores(CoreKind.VECTOR, chip.vector_cores, CoreKind.VECTOR),
                 CoreKind.MIXED: ([], [])}
 
     def _peak_demand(self) -> float:
-        """The most GM bytes per cycle the cores that can be busy at once could move together."""
+        """The most GM bytes per cycle the cores that can be busy at once could move together.
+
+        Each pool has at most as many cores as tasks to run on them (`_build_pools`)."""
         c = self.config
         per_core = {
             CoreKind.CUBE: c.mte2.gm_to_l1_bytes_per_cycle + c.fixpipe.l0c_to_gm_bytes_per_cycle,
@@ -109,9 +117,8 @@ class ChipRun:
         if c.chip.coupled:
             core = (max(c.mte2.gm_to_l1_bytes_per_cycle, c.mte2.gm_to_ub_bytes_per_cycle)
                     + c.mte3.ub_to_gm_bytes_per_cycle + c.fixpipe.l0c_to_gm_bytes_per_cycle)
-            return core * min(c.chip.cube_cores, len(self.program.tasks))
-        return sum(rate * min(len(self.pools[kind][1]), sum(t.kind is kind for t in self.program.tasks))
-                   for kind, rate in per_core.items())
+            return core * len(self.pools[CoreKind.MIXED][1])
+        return sum(rate * len(self.pools[kind][1]) for kind, rate in per_core.items())
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> Result:
         """Simulate every task to completion; raises DeadlockError if some never can.

@@ -198,3 +198,14 @@ def test_thousands_of_tasks_run_and_report_per_core_results():
     assert len(per_core) == 48 and sum(n for n, _ in per_core.values()) == 2000
     assert result.cycles == math.ceil(2000 / 48) * simulate(Program("one", (), tasks[:1]), BASE,
                                                             numerics=False).cycles
+
+
+def test_a_chip_with_millions_of_cores_runs_as_one_with_a_core_per_task():
+    # 16 memory-bound tasks: with more cores than tasks, the extra cores never run anything, so ten
+    # million of them give the cycles, cores and HBM traffic of exactly 16, and no per-core cost.
+    program = stream_program(16, 4)
+    huge = simulate(program, BASE.replace({"chip.vector_cores": 10_000_000}), numerics=False)
+    exact = simulate(program, BASE.replace({"chip.vector_cores": 16}), numerics=False)
+    assert huge.cycles == exact.cycles
+    assert [t.core for t in huge.traces] == [f"aiv{i}" for i in range(16)]
+    assert huge.memory.hbm_read_bytes == exact.memory.hbm_read_bytes == 16 * 4 * ROWS * 128 * 4
