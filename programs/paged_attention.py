@@ -724,10 +724,30 @@ def kv_bytes(shape: Shape, context_lens: int | Sequence[int]) -> int:
 
 # --- references ---------------------------------------------------------------------------------
 
-def _kv(cache: torch.Tensor, case: Case, b: int, kv_head: int, blocks: Sequence[int]) -> torch.Tensor:
-    """The rows of `blocks` (indices within request b) of one KV head, whole blocks, as fp32."""
-    ids = [int(case.block_table[b, j]) for j in blocks]
-    return cache[ids, :, kv_head, :].reshape(-1, cache.shape[-1]).float()
+_REFERENCE_ELEMENTS = 1 << 23  # of K (and of V) a reference holds in fp32 at once: 32 MiB each
+
+
+def _runs(shape: Shape, lens: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive requests [b0, b1) of one context length, at most `_REFERENCE_ELEMENTS` of K each."""
+    row = shape.num_kv_heads * shape.head_dim
+    runs, b0 = [], 0
+    while b0 < len(lens):
+        padded, b1 = -(-lens[b0] // shape.block_size) * shape.block_size, b0 + 1
+        while b1 < len(lens) and lens[b1] == lens[b0] and (b1 - b0 + 1) * padded * row <= _REFERENCE_ELEMENTS:
+            b1 += 1
+        runs.append((b0, b1))
+        b0 = b1
+    return runs
+
+
+def _kv_run(cache: torch.Tensor, case: Case, b0: int, b1: int, blocks: int) -> torch.Tensor:
+    """The first `blocks` blocks of requests b0..b1-1 as fp32: [requests, kv heads, tokens, head_dim]."""
+    import torch  # here, not at the top: `npusim --help` never loads it
+
+    s = case.shape
+    ids = torch.as_tensor(np.asarray(case.block_table)[b0:b1, :blocks].astype(np.int64)).reshape(-1)
+    rows = cache[ids].float().reshape(b1 - b0, blocks * s.block_size, s.num_kv_heads, s.head_dim)
+    return rows.permute(0, 2, 1, 3)
 
 
 def reference_online(case: Case, variant: str = "1block") -> np.ndarray:
@@ -736,33 +756,33 @@ def reference_online(case: Case, variant: str = "1block") -> np.ndarray:
     Per step: s = (q @ K^T) * scale with the tokens past the context masked to -inf, m_j = rowmax(s),
     P = bf16(exp(s - m_j)), l_j = rowsum(P), o_j = P @ V; then m = max(m, m_j), alpha = exp(m_old - m),
     beta = exp(m_j - m), l = alpha l + beta l_j, o = alpha o + beta o_j; finally o / l. All in fp32.
+    Requests of one context length step together, as one batch of every KV head's query group.
     """
     import torch  # here, not at the top: `npusim --help` never loads it
 
     s = case.shape
     q_all, kc, vc = to_torch(case.query).float(), to_torch(case.key_cache), to_torch(case.value_cache)
     out = torch.empty(s.batch, s.num_heads, s.head_dim, dtype=torch.float32)
-    for b in range(s.batch):
-        n = int(case.context_lens[b])
-        for kh in range(s.num_kv_heads):
-            heads = slice(kh * s.group, (kh + 1) * s.group)
-            q = q_all[b, heads]
-            m = total = o = None
-            for blocks in steps_of(-(-n // s.block_size), variant):
-                k, v = _kv(kc, case, b, kh, blocks), _kv(vc, case, b, kh, blocks)
-                sc = (q @ k.T) * case.scale
-                valid = n - blocks[0] * s.block_size
-                sc[:, valid:] = -math.inf
-                m_j = sc.amax(dim=1, keepdim=True)
-                p = torch.exp(sc - m_j).to(torch.bfloat16).float()
-                l_j, o_j = p.sum(dim=1, keepdim=True), p @ v
-                if m is None:
-                    m, total, o = m_j, l_j, o_j
-                else:
-                    m_new = torch.maximum(m, m_j)
-                    alpha, beta = torch.exp(m - m_new), torch.exp(m_j - m_new)
-                    m, total, o = m_new, total * alpha + l_j * beta, o * alpha + o_j * beta
-            out[b, heads] = o / total
+    lens = [int(n) for n in case.context_lens]
+    for b0, b1 in _runs(s, lens):
+        n, blocks = lens[b0], -(-lens[b0] // s.block_size)
+        k, v = _kv_run(kc, case, b0, b1, blocks), _kv_run(vc, case, b0, b1, blocks)
+        q = q_all[b0:b1].reshape(b1 - b0, s.num_kv_heads, s.group, s.head_dim)
+        m = total = o = None
+        for step in steps_of(blocks, variant):
+            lo, hi = step[0] * s.block_size, (step[-1] + 1) * s.block_size
+            sc = (q @ k[:, :, lo:hi].transpose(-1, -2)) * case.scale
+            sc[..., n - lo:] = -math.inf
+            m_j = sc.amax(dim=-1, keepdim=True)
+            p = torch.exp(sc - m_j).to(torch.bfloat16).float()
+            l_j, o_j = p.sum(dim=-1, keepdim=True), p @ v[:, :, lo:hi]
+            if m is None:
+                m, total, o = m_j, l_j, o_j
+            else:
+                m_new = torch.maximum(m, m_j)
+                alpha, beta = torch.exp(m - m_new), torch.exp(m_j - m_new)
+                m, total, o = m_new, total * alpha + l_j * beta, o * alpha + o_j * beta
+        out[b0:b1] = (o / total).reshape(b1 - b0, s.num_heads, s.head_dim)
     return out.numpy()
 
 
@@ -775,10 +795,9 @@ def reference_fp32(case: Case) -> np.ndarray:
     out = torch.empty(s.batch, s.num_heads, s.head_dim, dtype=torch.float32)
     for b in range(s.batch):
         n = int(case.context_lens[b])
-        blocks = range(-(-n // s.block_size))
-        for kh in range(s.num_kv_heads):
-            heads = slice(kh * s.group, (kh + 1) * s.group)
-            k, v = _kv(kc, case, b, kh, blocks)[:n], _kv(vc, case, b, kh, blocks)[:n]
-            weights = torch.softmax((q_all[b, heads] @ k.T) * case.scale, dim=1)
-            out[b, heads] = weights @ v
+        blocks = -(-n // s.block_size)
+        k, v = _kv_run(kc, case, b, b + 1, blocks)[0, :, :n], _kv_run(vc, case, b, b + 1, blocks)[0, :, :n]
+        q = q_all[b].reshape(s.num_kv_heads, s.group, s.head_dim)
+        weights = torch.softmax((q @ k.transpose(-1, -2)) * case.scale, dim=-1)
+        out[b] = (weights @ v).reshape(s.num_heads, s.head_dim)
     return out.numpy()

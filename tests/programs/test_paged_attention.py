@@ -316,3 +316,45 @@ def test_a_timing_only_instance_draws_no_kv_cache(monkeypatch):
     inputs = instance.inputs()
     assert drawn == [1]
     np.testing.assert_array_equal(inputs["key_cache"], pa.make_case(shape, [40, 7, 100]).key_cache)
+
+
+def _online_one_request_at_a_time(case: pa.Case, variant: str) -> np.ndarray:
+    """The online-softmax golden written plainly: one request, one KV head, one step at a time."""
+    import torch
+
+    s = case.shape
+    q_all = torch.from_numpy(case.query.astype(np.float32))
+    out = np.empty((s.batch, s.num_heads, s.head_dim), dtype=np.float32)
+    for b in range(s.batch):
+        n = int(case.context_lens[b])
+        for kh in range(s.num_kv_heads):
+            heads = slice(kh * s.group, (kh + 1) * s.group)
+            m = total = o = None
+            for blocks in pa.steps_of(-(-n // s.block_size), variant):
+                ids = [int(case.block_table[b, j]) for j in blocks]
+                k, v = (torch.from_numpy(c[ids, :, kh, :].astype(np.float32)).reshape(-1, s.head_dim)
+                        for c in (case.key_cache, case.value_cache))
+                sc = (q_all[b, heads] @ k.T) * case.scale
+                sc[:, n - blocks[0] * s.block_size:] = -math.inf
+                m_j = sc.amax(dim=1, keepdim=True)
+                p = torch.exp(sc - m_j).to(torch.bfloat16).float()
+                l_j, o_j = p.sum(dim=1, keepdim=True), p @ v
+                if m is None:
+                    m, total, o = m_j, l_j, o_j
+                else:
+                    m_new = torch.maximum(m, m_j)
+                    alpha, beta = torch.exp(m - m_new), torch.exp(m_j - m_new)
+                    m, total, o = m_new, total * alpha + l_j * beta, o * alpha + o_j * beta
+            out[b, heads] = (o / total).numpy()
+    return out
+
+
+@pytest.mark.parametrize("variant", pa.VARIANTS)
+@pytest.mark.parametrize("elements", [1 << 23, 3000])  # runs of many requests, and one request per run
+def test_the_batched_online_golden_equals_stepping_each_request_alone(variant, elements, monkeypatch):
+    # Lengths that repeat, change, end mid-block and on a block edge; GQA (two query heads per KV head).
+    monkeypatch.setattr(pa, "_REFERENCE_ELEMENTS", elements)
+    shape = pa.Shape(batch=7, num_heads=4, num_kv_heads=2, head_dim=16, block_size=8)
+    case = pa.make_case(shape, [20, 20, 20, 5, 16, 16, 33], seed=4)
+    plain = _online_one_request_at_a_time(case, variant)
+    np.testing.assert_allclose(pa.reference_online(case, variant), plain, rtol=1e-6, atol=1e-6)
