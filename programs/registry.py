@@ -126,6 +126,18 @@ def _paged_shape(params: dict[str, Any]) -> tuple[paged_attention.Shape, int | l
     return shape, lens
 
 
+# The last problem's data and its plain reference, shared by the instances that ask for the same
+# problem (`npusim compare` runs both variants on one case): drawn once, held once.
+@functools.lru_cache(maxsize=1)
+def _paged_case(shape: paged_attention.Shape, lens: int | tuple[int, ...], seed: int) -> paged_attention.Case:
+    return paged_attention.make_case(shape, lens, seed=seed)
+
+
+@functools.lru_cache(maxsize=1)
+def _paged_fp32(shape: paged_attention.Shape, lens: int | tuple[int, ...], seed: int) -> np.ndarray:
+    return paged_attention.reference_fp32(_paged_case(shape, lens, seed))
+
+
 def _paged_attention(params: dict[str, Any], cube_cores: int, config: Hardware | None) -> Instance:
     if params["context_lens"] is not None:  # one length per request: --context-len does not apply
         params = params | {"context_len": None}
@@ -137,12 +149,15 @@ def _paged_attention(params: dict[str, Any], cube_cores: int, config: Hardware |
     blocks = paged_attention.make_blocks(shape, lens, seed=params["seed"])
     program = paged_attention.build(blocks, variant, config,
                                     paged_attention.STEPS_PER_TASK if steps is None else steps)
-    case = functools.cache(lambda: paged_attention.make_case(shape, lens, seed=params["seed"]))
+    lens_key = lens if isinstance(lens, int) else tuple(lens)
+
+    def case() -> paged_attention.Case:
+        return _paged_case(shape, lens_key, params["seed"])
 
     def references(values: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         golden = paged_attention.reference_online(case(), variant)
         return {f"online-softmax golden ({variant} steps, bf16 P)": {"out": golden},
-                "plain fp32 attention": {"out": paged_attention.reference_fp32(case())}}
+                "plain fp32 attention": {"out": _paged_fp32(shape, lens_key, params["seed"])}}
 
     return Instance(program, params, lambda: case().inputs(), references, rtol=2e-2, atol=2e-2)
 
