@@ -48,11 +48,12 @@ class DType(enum.Enum):
 
     @property
     def np(self) -> np.dtype:
-        return _numpy_dtypes()[self]
+        plain = _PLAIN_DTYPES.get(self)
+        return plain if plain is not None else _numpy_dtypes()[self]
 
     @property
     def itemsize(self) -> int:
-        return _numpy_dtypes()[self].itemsize
+        return _ITEMSIZE[self]
 
     @property
     def is_float(self) -> bool:
@@ -62,19 +63,19 @@ class DType(enum.Enum):
         return self.value
 
 
+_ITEMSIZE = {DType.FP16: 2, DType.BF16: 2, DType.FP32: 4, DType.INT8: 1, DType.INT32: 4}
+_PLAIN_DTYPES = {DType.FP16: np.dtype(np.float16), DType.FP32: np.dtype(np.float32),
+                 DType.INT8: np.dtype(np.int8), DType.INT32: np.dtype(np.int32)}  # numpy's own: no import
+
+
 @functools.cache
 def _numpy_dtypes() -> dict[DType, np.dtype]:
     """The numpy dtype of each DType, built on first use: importing ml_dtypes takes a second or two,
     which `npusim --help` and `npusim presets` should not pay."""
     import ml_dtypes
 
-    return {
-        DType.FP16: np.dtype(np.float16),
-        DType.BF16: np.dtype(ml_dtypes.bfloat16),
-        DType.FP32: np.dtype(np.float32),
-        DType.INT8: np.dtype(np.int8),
-        DType.INT32: np.dtype(np.int32),
-    }
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    return {d: bf16 if d is DType.BF16 else _PLAIN_DTYPES[d] for d in DType}
 
 
 def dtype_of(array_dtype: np.dtype) -> DType:

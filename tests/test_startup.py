@@ -60,10 +60,11 @@ def test_a_run_still_computes_its_torch_reference():
     assert "torch" in loaded
 
 
-def test_a_timing_only_paged_attention_run_loads_no_torch():
+def test_a_timing_only_paged_attention_run_loads_no_torch_and_no_ml_dtypes():
     """It builds from the block table alone, drawn as torch would draw it but by numpy
-    (`paged_attention.torch_randperm`), and simulates without inputs or references."""
+    (`paged_attention.torch_randperm`), and simulates without inputs or references; bf16 tiles and
+    tensors need only their item size, which `DType` knows without the bf16 numpy type."""
     code, loaded, out = run_fresh(["run", "paged-attention", "--batch", "2", "--context-lens", "300,129",
                                    "--no-numerics", "--quiet"])
     assert code == 0, out
-    assert "torch" not in loaded
+    assert "torch" not in loaded and "ml_dtypes" not in loaded
