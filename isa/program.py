@@ -114,11 +114,12 @@ class Program:
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a builder makes a program.
+    """Pause Python's cyclic garbage collector while a program is built or run.
 
     A program is hundreds of thousands of small objects (a long context's, millions) that all live
     on: every collection the allocations trigger walks them again, which took most of a long-context
-    build's time. Builders make no reference cycles, so there is nothing to collect meanwhile.
+    build's time, and a run allocates many small records besides. Neither makes many reference
+    cycles; what there is gets collected once the collector resumes.
     """
     was_enabled = gc.isenabled()
     gc.disable()

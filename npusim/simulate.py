@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from isa.check import check_program
 from isa.errors import IsaError
-from isa.program import Kernel, Program
+from isa.program import Kernel, Program, gc_paused
 from isa.regions import GmRegion
 from isa.sanitize import sanitize as sanitize_program
 from isa.semantics import numeric_context
@@ -20,20 +18,6 @@ from npusim.results import Result
 from npusim.sanitizer import place
 
 __all__ = ["DeadlockError", "simulate"]
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: a big program is hundreds of thousands of objects, and the
-    run allocates many small ones, so each collection would walk the whole program again. The run
-    makes few cycles; they are collected once the collector resumes."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def simulate(
@@ -56,7 +40,7 @@ def simulate(
     every missing synchronisation the kernels permit, whatever this run's timing (`isa.sanitize`),
     naming the core each task ran on.
     """
-    with _gc_paused():
+    with gc_paused():
         result = _simulate(program, config or load_preset(), inputs, numerics, check, progress)
         return place(result, sanitize_program(result.program)) if sanitize else result
 
