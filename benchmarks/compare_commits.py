@@ -8,6 +8,8 @@ same size, so load that comes and goes falls on both alike.
 
 Each commit is checked out once into a temporary git worktree (removed at the end); the case is
 built and timed by that commit's own benchmarks/engine_speed.py, so each side runs its own code.
+The seed cases time the whole `npusim run paged-attention --variant V --no-numerics` process (batch
+64, context 8192) of each commit, against the floor of the program's instruction count.
 """
 
 from __future__ import annotations
@@ -29,7 +31,17 @@ sys.path[:0] = [sys.argv[1], sys.argv[1] + "/benchmarks"]
 import engine_speed as es
 from npusim.simulate import simulate
 case = sys.argv[2]
-if case == "chip-100k":
+if case.startswith("seed-"):  # the whole `npusim run` process, as a user runs it; built here only to count
+    import subprocess
+    from npusim.config import load_preset
+    from programs import registry
+    variant, config = case.removeprefix("seed-"), load_preset("910b2")
+    program = registry.get("paged-attention").instance({"variant": variant}, config.chip.cube_cores,
+                                                       config).program
+    command = [sys.executable, "-m", "npusim.cli", "run", "paged-attention", "--variant", variant,
+               "--no-numerics", "--quiet"]
+    run = lambda: subprocess.run(command, check=True, capture_output=True)
+elif case == "chip-100k":
     program = es.CHIP_CASES["chip 100k"]()
     run = lambda: simulate(program, numerics=False)
 else:
@@ -43,7 +55,7 @@ gc.collect(); t0 = time.perf_counter(); run(); took = time.perf_counter() - t0
 print(json.dumps({"instructions": count, "seconds": took, "floor": floor}))
 """
 
-CASES = ("one-10k", "one-100k", "on-10k", "chip-100k")
+CASES = ("one-10k", "one-100k", "on-10k", "chip-100k", "seed-2block", "seed-1block")
 
 
 def time_once(tree: Path, case: str) -> dict[str, float]:
