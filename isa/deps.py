@@ -10,10 +10,15 @@ table) may run in any order.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 
-from isa.program import Kernel
+import numpy as np
+
+from isa.instructions import Instruction
+from isa.program import Kernel, gc_paused
 from isa.regions import GmRegion
 
 
@@ -75,57 +80,149 @@ def overlaps(a: GmRegion, b: GmRegion) -> bool:
     return first_common_at_or_after_lo <= hi
 
 
-# Rows per bucket of the access index below. Comparing every kernel with every earlier one is
-# quadratic (12 million pairs for a 5000-kernel paged-attention program). Two regions can only overlap
-# if they share a row, so each region is filed under the row buckets its rows fall in and only regions
-# filed under a common bucket of the same tensor are compared exactly. 64 rows is a few tiles of 16
-# rows: small enough that unrelated tiles rarely share a bucket, large enough that a tile or a strided
-# KV block touches a handful of buckets, not hundreds.
-_BUCKET_ROWS = 64
+# Comparing every task with every earlier one is quadratic: half a billion pairs for a long-context
+# program of 32,768 tasks. The dependencies are computed instead as array operations over one table
+# of the GM accesses that may conflict. Python asks each distinct object (instruction, region) for
+# its fields once, and does nothing per instruction occurrence or per pair of tasks.
+
+_READS = operator.attrgetter("reads")
+_WRITES = operator.attrgetter("writes")
+_TENSOR = operator.attrgetter("tensor")
+_SHAPE = operator.attrgetter("row", "rows", "row_step", "col", "cols")
 
 
-def _buckets(region: GmRegion) -> range | set[int]:
-    """The buckets holding at least one row of `region`."""
-    first = region.row // _BUCKET_ROWS
-    last = region.last_row // _BUCKET_ROWS
-    if last - first < region.rows:
-        return range(first, last + 1)
-    # A step wider than a bucket would skip most of its span: list only buckets of real rows.
-    return {r // _BUCKET_ROWS for r in range(region.row, region.last_row + 1, region.row_step)}
+def _expand(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each `keys[i]` paired with every position in `lo[i]:hi[i]`, as two flat arrays."""
+    counts = np.maximum(hi - lo, 0)
+    offsets = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    return np.repeat(keys, counts), np.arange(len(offsets)) + offsets
 
 
-class _AccessIndex:
-    """The kernels seen so far that read (or that write) each GM region, findable by overlap."""
+def _instruction_accesses(distinct: list[Instruction]) -> tuple[np.ndarray, np.ndarray, list[GmRegion]]:
+    """The GM accesses of `distinct` instructions as (instruction index, is a write, region), by index."""
+    reads, writes = list(map(_READS, distinct)), list(map(_WRITES, distinct))
+    regions = list(chain(chain.from_iterable(reads), chain.from_iterable(writes)))
+    counts = np.fromiter(map(len, chain(reads, writes)), np.int64, 2 * len(distinct))
+    owner = np.repeat(np.tile(np.arange(len(distinct)), 2), counts)
+    write = np.repeat(np.arange(2 * len(distinct)) >= len(distinct), counts)
+    gm = np.flatnonzero(np.fromiter(map(isinstance, regions, repeat(GmRegion)), bool, len(regions)))
+    gm = gm[np.argsort(owner[gm], kind="stable")]
+    return owner[gm], write[gm], [regions[i] for i in gm.tolist()]
 
-    def __init__(self) -> None:
-        # Kernels touching one region again and again (an accumulator updated once per KV block)
-        # share one entry, so a lookup tests each distinct region once, not each access.
-        self._kernels: dict[GmRegion, list[int]] = {}
-        self._buckets: dict[str, dict[int, list[tuple[GmRegion, list[int]]]]] = {}
 
-    def add(self, region: GmRegion, kernel: int) -> None:
-        kernels = self._kernels.get(region)
-        if kernels is not None:
-            kernels.append(kernel)
-            return
-        kernels = self._kernels[region] = [kernel]
-        by_bucket = self._buckets.setdefault(region.tensor, {})
-        entry = (region, kernels)
-        for b in _buckets(region):
-            by_bucket.setdefault(b, []).append(entry)
+def _kernel_accesses(kernels: list[Kernel]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[GmRegion]]:
+    """Every GM access of `kernels` (distinct objects) as (kernel index, is a write, region index).
 
-    def find(self, region: GmRegion, found: set[int]) -> None:
-        """Add to `found` every kernel with a region overlapping `region`."""
-        by_bucket = self._buckets.get(region.tensor)
-        if not by_bucket:
-            return
-        seen: set[int] = set()  # a region filed under several of these buckets is tested once
-        for b in _buckets(region):
-            for other, kernels in by_bucket.get(b, ()):
-                if id(kernels) not in seen:
-                    seen.add(id(kernels))
-                    if overlaps(region, other):
-                        found.update(kernels)
+    Builders pool equal instructions (flags, barriers, vector ops on the same tiles): a long-context
+    program's 2.5 million instructions are half a million objects. Each object is asked for its
+    regions once and its occurrences are matched to it by identity in one sort (instructions hash
+    in Python; identities are plain numbers). Returns the rows and the regions they index.
+    """
+    instructions = list(chain.from_iterable(k.instructions for k in kernels))
+    kernel = np.repeat(np.arange(len(kernels)), np.fromiter(map(len, kernels), np.int64, len(kernels)))
+    ids = np.fromiter(map(id, instructions), np.uint64, len(instructions))
+    _, first, which = np.unique(ids, return_index=True, return_inverse=True)
+    owner, write, regions = _instruction_accesses(list(map(instructions.__getitem__, first.tolist())))
+    counts = np.bincount(owner, minlength=len(first))
+    starts = np.cumsum(counts) - counts
+    touching = np.flatnonzero(counts[which])  # occurrences of instructions that access GM
+    at, access = _expand(touching, starts[which[touching]], (starts + counts)[which[touching]])
+    return kernel[at], write[access], access, regions
+
+
+def _task_accesses(kernels: Sequence[Kernel]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[GmRegion]]:
+    """Every GM access of every task as (task index, is a write, region index), and the regions.
+
+    A kernel object shared by several tasks is scanned once; its accesses count once per task.
+    """
+    index: dict[int, int] = {}
+    kernel_of = np.fromiter((index.setdefault(id(k), len(index)) for k in kernels), np.int64, len(kernels))
+    kernel, write, region, regions = _kernel_accesses(list({id(k): k for k in kernels}.values()))
+    tasks = np.argsort(kernel_of, kind="stable")
+    counts = np.bincount(kernel_of, minlength=len(index))
+    starts = np.cumsum(counts) - counts
+    row, position = _expand(np.arange(len(kernel)), starts[kernel], (starts + counts)[kernel])
+    return tasks[position], write[row], region[row], regions
+
+
+@dataclass(frozen=True)
+class _Accesses:
+    """The GM accesses that may conflict, as parallel arrays: one entry per (task, region, read or write).
+
+    Only tensors some task writes are kept (reads of read-only inputs such as a KV cache order
+    nothing), and no empty region. Rows of all tensors are laid end to end on one line, each
+    tensor a stretch of its own, so regions of different tensors never share a span of rows and
+    one sorted pass over the line pairs up the regions of every tensor at once.
+    """
+
+    regions: list[GmRegion]  # entry i accesses regions[region[i]] (kept for the exact strided test)
+    region: np.ndarray
+    task: np.ndarray
+    write: np.ndarray  # bool
+    first: np.ndarray  # first row, on the line
+    last: np.ndarray  # last row, on the line
+    col: np.ndarray
+    end_col: np.ndarray  # one past the last column
+    step: np.ndarray
+
+    @classmethod
+    def of(cls, kernels: Sequence[Kernel]) -> _Accesses:
+        task, write, region, regions = _task_accesses(kernels)
+        names = list(map(_TENSOR, regions))
+        tensor_ids = {name: i for i, name in enumerate(dict.fromkeys(names))}
+        tensor = np.fromiter(map(tensor_ids.__getitem__, names), np.int64, len(names))
+        written = np.zeros(len(tensor_ids), bool)
+        written[tensor[region[write]]] = True
+        kept = written[tensor]  # only these regions are asked for their shape
+        tensor = tensor[kept]
+        at = np.cumsum(kept) - 1  # a kept region's position among the kept ones
+        row, rows, step, col, cols = np.fromiter(
+            chain.from_iterable(map(_SHAPE, map(regions.__getitem__, np.flatnonzero(kept).tolist()))),
+            np.int64, 5 * len(tensor)).reshape(-1, 5).T
+        last = row + (rows - 1) * step
+        used = kept.copy()
+        used[kept] = (rows > 0) & (cols > 0)
+        entries = np.flatnonzero(used[region])
+        task, write, region = task[entries], write[entries], region[entries]
+        # Each tensor's stretch of the line is as long as the span of all their rows.
+        low = row.min(initial=0)
+        stretch = tensor * (max(last.max(initial=0), low) - low + 1) - low
+        kept_at = at[region]
+        return cls(regions, region, task, write, (row + stretch)[kept_at], (last + stretch)[kept_at],
+                   col[kept_at], (col + cols)[kept_at], step[kept_at])
+
+
+def _span_pairs(acc: _Accesses) -> tuple[np.ndarray, np.ndarray]:
+    """Every (write, access) pair of entries whose row spans meet, as two index arrays.
+
+    Two spans meet iff one starts inside the other, so the pairs are those where the access starts
+    inside the write's span plus those where the write starts inside the access's span, after the
+    access starts: two binary searches over sorted starts, and each pair is found once.
+    """
+    writes = np.flatnonzero(acc.write)
+    by_first = np.argsort(acc.first, kind="stable")
+    firsts = acc.first[by_first]
+    w1, at = _expand(writes, np.searchsorted(firsts, acc.first[writes], "left"),
+                     np.searchsorted(firsts, acc.last[writes], "right"))
+    writes_by_first = writes[np.argsort(acc.first[writes], kind="stable")]
+    write_firsts = acc.first[writes_by_first]
+    a2, wt = _expand(np.arange(len(acc.first)), np.searchsorted(write_firsts, acc.first, "right"),
+                     np.searchsorted(write_firsts, acc.last, "right"))
+    return np.concatenate([w1, writes_by_first[wt]]), np.concatenate([by_first[at], a2])
+
+
+def _conflicting_tasks(acc: _Accesses, w: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (task, task) pairs of the span pairs `(w, a)` that are two tasks' overlapping regions."""
+    keep = (acc.task[w] != acc.task[a]) & (acc.col[w] < acc.end_col[a]) & (acc.col[a] < acc.end_col[w])
+    w, a = w[keep], a[keep]
+    strided = np.flatnonzero((acc.step[w] != 1) | (acc.step[a] != 1))
+    if len(strided):  # spans that meet may still share no row: ask `overlaps`, the one exact test
+        regions = acc.regions
+        pairs = zip(acc.region[w[strided]].tolist(), acc.region[a[strided]].tolist(), strict=True)
+        keep = np.ones(len(w), bool)
+        keep[strided] = [overlaps(regions[i], regions[k]) for i, k in pairs]
+        w, a = w[keep], a[keep]
+    return acc.task[w], acc.task[a]
 
 
 def dependencies(kernels: Sequence[Kernel]) -> tuple[tuple[int, ...], ...]:
@@ -133,44 +230,18 @@ def dependencies(kernels: Sequence[Kernel]) -> tuple[tuple[int, ...], ...]:
 
     Kernel j waits for i < j when j reads a GM region overlapping one that i writes, or writes a
     region overlapping one that i reads or writes. Every such edge is listed, including those implied
-    by others (no transitive reduction). Cost grows with the number of accesses, of distinct regions
-    filed under a common 64-row bucket, and of edges; not with the square of the number of kernels.
+    by others (no transitive reduction). Row steps must be at least 1 (as `isa.check` requires).
+    Cost grows with the number of distinct instructions, of GM accesses and of pairs of a write and
+    another access whose row spans meet, not with the square of the number of kernels.
     Pass `[t.kernel for t in program.tasks]` to order a program's tasks.
     """
-    by_id: dict[int, Footprint] = {}  # tasks that share one Kernel object scan it once
-    fps: list[Footprint] = []
-    for k in kernels:
-        fp = by_id.get(id(k))
-        if fp is None:
-            fp = by_id[id(k)] = footprint(k)
-        fps.append(fp)
-
-    first_write: dict[str, int] = {}
-    last_write: dict[str, int] = {}
-    for j, fp in enumerate(fps):
-        for w in fp.writes:
-            first_write.setdefault(w.tensor, j)
-            last_write[w.tensor] = j
-
-    writers = _AccessIndex()
-    readers = _AccessIndex()
-    n = len(fps)
-    result: list[tuple[int, ...]] = []
-    for j, fp in enumerate(fps):
-        found: set[int] = set()
-        # Look up before entering this kernel's own accesses, so it never finds itself.
-        for r in fp.reads:
-            if first_write.get(r.tensor, n) < j:
-                writers.find(r, found)
-        for w in fp.writes:
-            writers.find(w, found)
-            readers.find(w, found)
-        # A read matters only to later writers of its tensor: reads of tensors nobody writes
-        # afterwards (read-only inputs such as a KV cache) are never indexed.
-        for r in fp.reads:
-            if last_write.get(r.tensor, -1) > j:
-                readers.add(r, j)
-        for w in fp.writes:
-            writers.add(w, j)
-        result.append(tuple(sorted(found)))
-    return tuple(result)
+    n = len(kernels)
+    if n == 0:
+        return ()
+    with gc_paused():  # millions of short-lived tuples, no cycles: collections would only walk them
+        acc = _Accesses.of(kernels)
+        one, other = _conflicting_tasks(acc, *_span_pairs(acc))
+    edges = np.unique(np.maximum(one, other) * n + np.minimum(one, other))  # by waiter, then waited-for
+    bounds = np.searchsorted(edges, np.arange(n + 1) * n).tolist()
+    earlier = (edges % n).tolist()
+    return tuple(tuple(earlier[bounds[j]:bounds[j + 1]]) for j in range(n))

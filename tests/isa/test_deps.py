@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import random
 
-from isa import BinaryOp, DType, Fixpipe, GmRegion, Kernel, Load, Space, Store, Tile, VecBinary
+from isa import (
+    Barrier,
+    BinaryOp,
+    DType,
+    Fixpipe,
+    GmRegion,
+    Kernel,
+    Load,
+    Mmad,
+    Pipe,
+    SetFlag,
+    Space,
+    Store,
+    Tile,
+    VecBinary,
+)
 from isa.deps import Footprint, dependencies, footprint, overlaps
 
 BF16 = DType.BF16
@@ -200,6 +215,131 @@ def test_matches_all_pairs_reference_on_random_programs() -> None:
         assert dependencies(ks) == expected
         edges += sum(map(len, expected))
     assert edges > 300  # the programs do conflict
+
+
+# --- dependencies against the definition, element by element -------------------------------------
+
+
+def elementwise_dependencies(kernels: list[Kernel]) -> tuple[tuple[int, ...], ...]:
+    """The definition spelled out on sets of GM elements, sharing no code with `isa.deps`.
+
+    Kernel j waits for i < j iff some element is touched by both and written by at least one.
+    """
+    touched = []
+    for k in kernels:
+        reads: set[tuple[str, int, int]] = set()
+        writes: set[tuple[str, int, int]] = set()
+        for ins in k.instructions:
+            for r in ins.reads:
+                if isinstance(r, GmRegion):
+                    reads |= cells(r)
+            for w in ins.writes:
+                if isinstance(w, GmRegion):
+                    writes |= cells(w)
+        touched.append((reads, writes))
+    return tuple(
+        tuple(i for i, (r_i, w_i) in enumerate(touched[:j]) if r_j & w_i or w_j & (r_i | w_i))
+        for j, (r_j, w_j) in enumerate(touched)
+    )
+
+
+def assert_matches_definition(ks: list[Kernel]) -> tuple[tuple[int, ...], ...]:
+    deps = dependencies(ks)
+    assert deps == elementwise_dependencies(ks)
+    assert type(deps) is tuple and all(type(d) is tuple and all(type(i) is int for i in d) for d in deps)
+    return deps
+
+
+L0C = Tile(Space.L0C, 0, DType.FP32, (16, 16))
+SYNC = (SetFlag(Pipe.MTE2, Pipe.V, 0), Barrier(Pipe.V), VecBinary(BinaryOp.ADD, ub(gm("x", 0, 16)),
+                                                                   ub(gm("x", 0, 16)), ub(gm("x", 0, 16))))
+
+
+def test_edge_cases_match_the_definition() -> None:
+    x, y = gm("x", 0, 16), gm("y", 0, 16)
+    ks = [
+        kernel("write x", writes=(x,)),
+        kernel("read x (after write)", reads=(gm("x", 15, 1, col=15, cols=1),)),  # one corner element
+        kernel("rows touching x", reads=(gm("x", 16, 16),), writes=(gm("x", 16, 4),)),
+        kernel("cols touching x", writes=(gm("x", 0, 16, col=16),)),
+        Kernel("no GM access", SYNC),
+        Kernel("nothing at all", ()),
+        kernel("rewrite x part (after write and reads)", writes=(gm("x", 8, 8, col=8, cols=16),)),
+        kernel("read and write y", reads=(y,), writes=(y,)),
+        kernel("other tensor, same rows", writes=(gm("z", 0, 16),)),
+        kernel("read y again", reads=(gm("y", 0, 2, col=14, cols=4),)),
+        kernel("write y (after two readers)", writes=(gm("y", 0, 1),)),
+        Kernel("fixpipe to x", (Fixpipe(gm("x", 12, 1, col=20, cols=1), L0C), *SYNC)),
+        kernel("empty regions", reads=(gm("x", 0, 0),), writes=(gm("x", 0, 16, cols=0),)),
+    ]
+    assert assert_matches_definition(ks) == (
+        (), (0,), (), (), (), (), (0, 1, 3), (), (), (7,), (7, 9), (3, 6), (),
+    )
+
+
+def test_shared_kernel_objects_and_pooled_instructions_match_the_definition() -> None:
+    acc = gm("acc", 0, 16)
+    load, store = Load(ub(acc), acc), Store(acc, ub(acc))
+    update = Kernel("update", (load, *SYNC, store, load, *SYNC, store))  # one object, twice
+    other = Kernel("update again", (Load(ub(acc), gm("acc", 0, 16)), store))  # equal, not the same
+    reader = kernel("reader", reads=(acc,))
+    assert assert_matches_definition([update, reader, update, other, reader, update]) == (
+        (), (0,), (0, 1), (0, 1, 2), (0, 2, 3), (0, 1, 2, 3, 4),
+    )
+
+
+def test_regions_far_apart_in_rows_across_tensors_match_the_definition() -> None:
+    # A huge row in one tensor must not reach into another tensor's rows.
+    far, near = gm("far", 10**9, 4), gm("near", 0, 4)
+    ks = [kernel("a", writes=(far,)), kernel("b", writes=(near,)), kernel("c", reads=(gm("near", 3, 1),)),
+          kernel("d", reads=(gm("far", 10**9 + 3, 8, step=1000),)), kernel("e", writes=(gm("far", 0, 1),))]
+    assert assert_matches_definition(ks) == ((), (), (1,), (0,), ())
+
+
+def random_program(rng: random.Random, n: int) -> list[Kernel]:
+    """`n` kernels over three tensors with contiguous and strided regions, some reused, some shared."""
+
+    def fresh() -> GmRegion:
+        return GmRegion(rng.choice("pqr"), rng.randrange(40), rng.randrange(4), rng.randrange(0, 9),
+                        rng.randrange(0, 5), BF16, rng.choice((1, 1, 1, 2, 3, 8, 25)))
+
+    pool = [fresh() for _ in range(6)]  # accumulators and workspaces, touched again and again
+
+    def region() -> GmRegion:
+        return rng.choice(pool) if rng.random() < 0.4 else fresh()
+
+    def instructions() -> tuple:
+        out: list = []
+        for _ in range(rng.randrange(6)):
+            roll = rng.random()
+            if roll < 0.4:
+                r = region()
+                out.append(Load(ub(r), r))
+            elif roll < 0.6:
+                w = region()
+                out.append(Store(w, ub(w)))
+            elif roll < 0.7:
+                out.append(Fixpipe(region(), L0C))
+            elif roll < 0.8:
+                out.append(Mmad(L0C, L0C, L0C, accumulate=True))
+            else:
+                out.append(rng.choice(SYNC))
+        return tuple(out)
+
+    ks: list[Kernel] = []
+    for j in range(n):
+        ks.append(rng.choice(ks) if ks and rng.random() < 0.1 else Kernel(f"k{j}", instructions()))
+    return ks
+
+
+def test_random_programs_match_the_definition() -> None:
+    rng = random.Random(2024)
+    edges = empty = 0
+    for _ in range(150):
+        deps = assert_matches_definition(random_program(rng, rng.randrange(1, 40)))
+        edges += sum(map(len, deps))
+        empty += deps.count(())
+    assert edges > 2500 and empty > 1000  # the programs both conflict and leave tasks free
 
 
 # --- scale: a paged-attention-sized program ---------------------------------------------------
