@@ -350,11 +350,11 @@ def _describe(name: str, value: np.ndarray) -> str:
 
 
 def _instance(workload: registry.Workload, args: argparse.Namespace, config: HardwareConfig,
-              **fixed: Any) -> registry.Instance:
+              shared: dict[Any, Any] | None = None, **fixed: Any) -> registry.Instance:
     """Build the workload from the parsed options and check it against the chip's cores."""
     values = {o.name: getattr(args, o.name) for o in workload.options if hasattr(args, o.name)} | fixed
     try:
-        instance = workload.instance(values, config.chip.cube_cores, config)
+        instance = workload.instance(values, config.chip.cube_cores, config, shared)
     except ValueError as err:
         raise UsageError(f"{workload.name}: {err}") from None
     try:
@@ -482,7 +482,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     config, overrides = _config(args)
     out = _Out(args)
     _check_folders(args, "trace", "plot")
-    instances = [_instance(workload, args, config, variant=v) for v in args.variants]  # all checked first
+    shared: dict[Any, Any] = {}  # one problem: the variants draw its inputs and plain reference once
+    instances = [_instance(workload, args, config, shared, variant=v)  # all checked first
+                 for v in args.variants]
     roofline = _roofline(workload, instances[0], config)  # the variants read the same bytes
     found = []
     for variant, instance in zip(args.variants, instances, strict=True):

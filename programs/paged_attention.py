@@ -724,30 +724,37 @@ def kv_bytes(shape: Shape, context_lens: int | Sequence[int]) -> int:
 
 # --- references ---------------------------------------------------------------------------------
 
-_REFERENCE_ELEMENTS = 1 << 23  # of K (and of V) a reference holds in fp32 at once: 32 MiB each
-
-
-def _runs(shape: Shape, lens: Sequence[int]) -> list[tuple[int, int]]:
-    """Consecutive requests [b0, b1) of one context length, at most `_REFERENCE_ELEMENTS` of K each."""
-    row = shape.num_kv_heads * shape.head_dim
-    runs, b0 = [], 0
-    while b0 < len(lens):
-        padded, b1 = -(-lens[b0] // shape.block_size) * shape.block_size, b0 + 1
-        while b1 < len(lens) and lens[b1] == lens[b0] and (b1 - b0 + 1) * padded * row <= _REFERENCE_ELEMENTS:
-            b1 += 1
-        runs.append((b0, b1))
-        b0 = b1
-    return runs
-
-
-def _kv_run(cache: torch.Tensor, case: Case, b0: int, b1: int, blocks: int) -> torch.Tensor:
-    """The first `blocks` blocks of requests b0..b1-1 as fp32: [requests, kv heads, tokens, head_dim]."""
+def _kv_request(cache: torch.Tensor, case: Case, b: int, blocks: int) -> torch.Tensor:
+    """Request b's first `blocks` blocks as fp32, gathered at once: [kv heads, tokens, head_dim],
+    each head's rows contiguous (so a step's rows are the matrix a per-block gather would give)."""
     import torch  # here, not at the top: `npusim --help` never loads it
 
     s = case.shape
-    ids = torch.as_tensor(np.asarray(case.block_table)[b0:b1, :blocks].astype(np.int64)).reshape(-1)
-    rows = cache[ids].float().reshape(b1 - b0, blocks * s.block_size, s.num_kv_heads, s.head_dim)
-    return rows.permute(0, 2, 1, 3)
+    ids = torch.as_tensor(np.asarray(case.block_table)[b, :blocks].astype(np.int64))
+    rows = cache[ids].float().permute(2, 0, 1, 3)  # [kv heads, blocks, block_size, head_dim]
+    return rows.reshape(s.num_kv_heads, blocks * s.block_size, s.head_dim)
+
+
+def _online(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n: int,
+            variant: str) -> torch.Tensor:
+    """One KV head's query group over one request's n tokens (k, v: [tokens, head_dim]), in steps."""
+    import torch  # here, not at the top: `npusim --help` never loads it
+
+    m = total = o = None
+    for blocks in steps_of(k.shape[0] // case.shape.block_size, variant):
+        lo, hi = blocks[0] * case.shape.block_size, (blocks[-1] + 1) * case.shape.block_size
+        sc = (q @ k[lo:hi].T) * case.scale
+        sc[:, n - lo:] = -math.inf
+        m_j = sc.amax(dim=1, keepdim=True)
+        p = torch.exp(sc - m_j).to(torch.bfloat16).float()
+        l_j, o_j = p.sum(dim=1, keepdim=True), p @ v[lo:hi]
+        if m is None:
+            m, total, o = m_j, l_j, o_j
+        else:
+            m_new = torch.maximum(m, m_j)
+            alpha, beta = torch.exp(m - m_new), torch.exp(m_j - m_new)
+            m, total, o = m_new, total * alpha + l_j * beta, o * alpha + o_j * beta
+    return o / total
 
 
 def reference_online(case: Case, variant: str = "1block") -> np.ndarray:
@@ -755,34 +762,27 @@ def reference_online(case: Case, variant: str = "1block") -> np.ndarray:
 
     Per step: s = (q @ K^T) * scale with the tokens past the context masked to -inf, m_j = rowmax(s),
     P = bf16(exp(s - m_j)), l_j = rowsum(P), o_j = P @ V; then m = max(m, m_j), alpha = exp(m_old - m),
-    beta = exp(m_j - m), l = alpha l + beta l_j, o = alpha o + beta o_j; finally o / l. All in fp32.
-    Requests of one context length step together, as one batch of every KV head's query group.
+    beta = exp(m_j - m), l = alpha l + beta l_j, o = alpha o + beta o_j; finally o / l. All in fp32,
+    on one torch thread: its bits do not depend on the machine's core count, and thousands of
+    block-sized operations run faster without threads.
     """
     import torch  # here, not at the top: `npusim --help` never loads it
 
     s = case.shape
     q_all, kc, vc = to_torch(case.query).float(), to_torch(case.key_cache), to_torch(case.value_cache)
     out = torch.empty(s.batch, s.num_heads, s.head_dim, dtype=torch.float32)
-    lens = [int(n) for n in case.context_lens]
-    for b0, b1 in _runs(s, lens):
-        n, blocks = lens[b0], -(-lens[b0] // s.block_size)
-        k, v = _kv_run(kc, case, b0, b1, blocks), _kv_run(vc, case, b0, b1, blocks)
-        q = q_all[b0:b1].reshape(b1 - b0, s.num_kv_heads, s.group, s.head_dim)
-        m = total = o = None
-        for step in steps_of(blocks, variant):
-            lo, hi = step[0] * s.block_size, (step[-1] + 1) * s.block_size
-            sc = (q @ k[:, :, lo:hi].transpose(-1, -2)) * case.scale
-            sc[..., n - lo:] = -math.inf
-            m_j = sc.amax(dim=-1, keepdim=True)
-            p = torch.exp(sc - m_j).to(torch.bfloat16).float()
-            l_j, o_j = p.sum(dim=-1, keepdim=True), p @ v[:, :, lo:hi]
-            if m is None:
-                m, total, o = m_j, l_j, o_j
-            else:
-                m_new = torch.maximum(m, m_j)
-                alpha, beta = torch.exp(m - m_new), torch.exp(m_j - m_new)
-                m, total, o = m_new, total * alpha + l_j * beta, o * alpha + o_j * beta
-        out[b0:b1] = (o / total).reshape(b1 - b0, s.num_heads, s.head_dim)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for b in range(s.batch):
+            n = int(case.context_lens[b])
+            blocks = -(-n // s.block_size)
+            k, v = _kv_request(kc, case, b, blocks), _kv_request(vc, case, b, blocks)
+            for kh in range(s.num_kv_heads):
+                heads = slice(kh * s.group, (kh + 1) * s.group)
+                out[b, heads] = _online(case, q_all[b, heads], k[kh], v[kh], n, variant)
+    finally:
+        torch.set_num_threads(threads)
     return out.numpy()
 
 
@@ -796,8 +796,9 @@ def reference_fp32(case: Case) -> np.ndarray:
     for b in range(s.batch):
         n = int(case.context_lens[b])
         blocks = -(-n // s.block_size)
-        k, v = _kv_run(kc, case, b, b + 1, blocks)[0, :, :n], _kv_run(vc, case, b, b + 1, blocks)[0, :, :n]
-        q = q_all[b].reshape(s.num_kv_heads, s.group, s.head_dim)
-        weights = torch.softmax((q @ k.transpose(-1, -2)) * case.scale, dim=-1)
-        out[b] = (weights @ v).reshape(s.num_heads, s.head_dim)
+        k, v = _kv_request(kc, case, b, blocks), _kv_request(vc, case, b, blocks)
+        for kh in range(s.num_kv_heads):
+            heads = slice(kh * s.group, (kh + 1) * s.group)
+            weights = torch.softmax((q_all[b, heads] @ k[kh, :n].T) * case.scale, dim=1)
+            out[b, heads] = weights @ v[kh, :n]
     return out.numpy()

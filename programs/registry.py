@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +48,8 @@ class Workload:
     name: str
     summary: str
     options: tuple[Option, ...]
-    make: Callable[[dict[str, Any], int, Hardware | None], Instance]  # (option values, cube cores, chip)
+    # (option values, cube cores, chip, what the instances of one comparison share)
+    make: Callable[[dict[str, Any], int, Hardware | None, dict[Any, Any]], Instance]
     example: str = ""
     variants: tuple[str, ...] = field(default=())
     # The HBM bytes any run must read, from the option values (None: the workload does not say), and
@@ -57,12 +57,14 @@ class Workload:
     must_read: Callable[[dict[str, Any]], int] | None = None
     must_read_what: str = ""
 
-    def instance(self, values: Mapping[str, Any], cube_cores: int,
-                 config: Hardware | None = None) -> Instance:
+    def instance(self, values: Mapping[str, Any], cube_cores: int, config: Hardware | None = None,
+                 shared: dict[Any, Any] | None = None) -> Instance:
         """Build with `values` (missing options take their defaults); ValueError for a bad value.
 
         The program is laid out for `config`'s cores (tile sizes, q-tiles, alignments); None lays it
         out for the 910B's. A shape too large for the target is built anyway: `isa.check` refuses it.
+        Instances given one `shared` dict (the variants of one comparison) keep there the inputs and
+        references they have in common, drawn and computed once (and then the same arrays).
         """
         known = {o.name for o in self.options}
         unknown = sorted(set(values) - known)
@@ -70,7 +72,7 @@ class Workload:
             raise ValueError(f"{self.name} has no option {', '.join(unknown)}; "
                              f"valid: {', '.join(sorted(known)) or 'none'}")
         params = {o.name: o.default for o in self.options} | dict(values)
-        return self.make(params, cube_cores, config)
+        return self.make(params, cube_cores, config, {} if shared is None else shared)
 
     def roofline_bytes(self, values: Mapping[str, Any]) -> int | None:
         """HBM bytes any run with `values` must read (missing options take their defaults), or None
@@ -90,7 +92,8 @@ def int_list(text: str) -> list[int]:
 
 # --- tile-matmul --------------------------------------------------------------------------------
 
-def _tile_matmul(params: dict[str, Any], cube_cores: int, config: Hardware | None) -> Instance:
+def _tile_matmul(params: dict[str, Any], cube_cores: int, config: Hardware | None,
+                 shared: dict[Any, Any]) -> Instance:
     # One fixed tile, the same on every chip (tile_matmul.s is its text twin); it fits every preset.
     return Instance(tile_matmul.build(), params, lambda: tile_matmul.inputs(params["seed"]),
                     lambda values: {"torch fp32": tile_matmul.reference(values)}, rtol=1e-5, atol=1e-5)
@@ -101,7 +104,8 @@ def _tile_matmul(params: dict[str, Any], cube_cores: int, config: Hardware | Non
 _DTYPES = {"bf16": DType.BF16, "fp16": DType.FP16}
 
 
-def _matmul(params: dict[str, Any], cube_cores: int, config: Hardware | None) -> Instance:
+def _matmul(params: dict[str, Any], cube_cores: int, config: Hardware | None,
+            shared: dict[Any, Any]) -> Instance:
     m, n, k = params["m"], params["n"], params["k"]
     for name in ("m", "n", "k"):
         if params[name] < 1:
@@ -126,19 +130,8 @@ def _paged_shape(params: dict[str, Any]) -> tuple[paged_attention.Shape, int | l
     return shape, lens
 
 
-# The last problem's data and its plain reference, shared by the instances that ask for the same
-# problem (`npusim compare` runs both variants on one case): drawn once, held once.
-@functools.lru_cache(maxsize=1)
-def _paged_case(shape: paged_attention.Shape, lens: int | tuple[int, ...], seed: int) -> paged_attention.Case:
-    return paged_attention.make_case(shape, lens, seed=seed)
-
-
-@functools.lru_cache(maxsize=1)
-def _paged_fp32(shape: paged_attention.Shape, lens: int | tuple[int, ...], seed: int) -> np.ndarray:
-    return paged_attention.reference_fp32(_paged_case(shape, lens, seed))
-
-
-def _paged_attention(params: dict[str, Any], cube_cores: int, config: Hardware | None) -> Instance:
+def _paged_attention(params: dict[str, Any], cube_cores: int, config: Hardware | None,
+                     shared: dict[Any, Any]) -> Instance:
     if params["context_lens"] is not None:  # one length per request: --context-len does not apply
         params = params | {"context_len": None}
     shape, lens = _paged_shape(params)
@@ -149,15 +142,21 @@ def _paged_attention(params: dict[str, Any], cube_cores: int, config: Hardware |
     blocks = paged_attention.make_blocks(shape, lens, seed=params["seed"])
     program = paged_attention.build(blocks, variant, config,
                                     paged_attention.STEPS_PER_TASK if steps is None else steps)
-    lens_key = lens if isinstance(lens, int) else tuple(lens)
+    # The data and the plain reference depend on the problem, not the variant: instances that share
+    # `shared` (compare's) draw and compute them once.
+    problem = ("paged-attention", shape, lens if isinstance(lens, int) else tuple(lens), params["seed"])
 
     def case() -> paged_attention.Case:
-        return _paged_case(shape, lens_key, params["seed"])
+        if (problem, "case") not in shared:
+            shared[problem, "case"] = paged_attention.make_case(shape, lens, seed=params["seed"])
+        return shared[problem, "case"]
 
     def references(values: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         golden = paged_attention.reference_online(case(), variant)
+        if (problem, "fp32") not in shared:
+            shared[problem, "fp32"] = paged_attention.reference_fp32(case())
         return {f"online-softmax golden ({variant} steps, bf16 P)": {"out": golden},
-                "plain fp32 attention": {"out": _paged_fp32(shape, lens_key, params["seed"])}}
+                "plain fp32 attention": {"out": shared[problem, "fp32"]}}
 
     return Instance(program, params, lambda: case().inputs(), references, rtol=2e-2, atol=2e-2)
 
