@@ -210,6 +210,8 @@ _TORCH_SHUFFLE_BELOW = (2**32 - 1) // 20
 def _torch_mt19937(seed: int) -> np.random.MT19937:
     """numpy's MT19937 in the state of `torch.Generator().manual_seed(seed)`: torch seeds its
     Mersenne Twister with the seed's low 32 bits by the reference init_genrand, written out here."""
+    if not isinstance(seed, int) or isinstance(seed, bool):  # torch refuses these too
+        raise TypeError(f"seed must be an integer, got {seed!r}")
     if not -(2**63) <= seed < 2**64:  # as torch, which takes a signed or unsigned 64-bit seed
         raise ValueError(f"seed {seed} is out of range; valid: -2**63 to 2**64 - 1")
     key, x = np.empty(624, dtype=np.uint32), seed & 0xFFFFFFFF

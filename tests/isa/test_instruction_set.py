@@ -127,3 +127,14 @@ def test_cost(cls):
     for instr in samples(cls):
         cost = costs.cost(instr, config, TENSORS)
         assert 0 <= cost.occupancy <= cost.latency
+
+
+def test_each_dtype_knows_its_numpy_type_and_item_size_without_asking_numpy_for_the_size():
+    import ml_dtypes
+
+    want = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp32": np.float32, "int8": np.int8,
+            "int32": np.int32}
+    assert {d.value for d in DType} == set(want)
+    for dtype in DType:
+        assert dtype.np == np.dtype(want[dtype.value]), dtype
+        assert dtype.itemsize == np.dtype(want[dtype.value]).itemsize, dtype

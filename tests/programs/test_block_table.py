@@ -39,6 +39,14 @@ def test_a_seed_torch_refuses_is_refused(seed):
         pa.torch_randperm(5, seed)
 
 
+@pytest.mark.parametrize("seed", [True, np.int64(3), 2.0])
+def test_a_seed_that_is_not_an_int_is_refused_as_torch_refuses_it(seed):
+    with pytest.raises((TypeError, RuntimeError)):  # torch says "expected a long" or "an integer is required"
+        torch.Generator().manual_seed(seed)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        pa.torch_randperm(5, seed)
+
+
 @settings(max_examples=40, deadline=None)
 @given(lens=st.lists(st.integers(1, 700), min_size=1, max_size=6), seed=st.integers(0, 2**40),
        spare=st.integers(0, 5))
