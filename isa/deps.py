@@ -168,28 +168,34 @@ class _Accesses:
     @classmethod
     def of(cls, kernels: Sequence[Kernel]) -> _Accesses:
         task, write, region, regions = _task_accesses(kernels)
-        names = list(map(_TENSOR, regions))
-        tensor_ids = {name: i for i, name in enumerate(dict.fromkeys(names))}
-        tensor = np.fromiter(map(tensor_ids.__getitem__, names), np.int64, len(names))
-        written = np.zeros(len(tensor_ids), bool)
+        tensor = _tensor_numbers(regions)
+        written = np.zeros(tensor.max(initial=-1) + 1, bool)
         written[tensor[region[write]]] = True
-        kept = written[tensor]  # only these regions are asked for their shape
-        tensor = tensor[kept]
-        at = np.cumsum(kept) - 1  # a kept region's position among the kept ones
+        # Only regions of written tensors are asked for their shape: most regions of a paged-attention
+        # program are blocks of the read-only KV cache.
+        shaped = np.flatnonzero(written[tensor])
         row, rows, step, col, cols = np.fromiter(
-            chain.from_iterable(map(_SHAPE, map(regions.__getitem__, np.flatnonzero(kept).tolist()))),
-            np.int64, 5 * len(tensor)).reshape(-1, 5).T
+            chain.from_iterable(map(_SHAPE, map(regions.__getitem__, shaped.tolist()))), np.int64,
+            5 * len(shaped)).reshape(-1, 5).T
         last = row + (rows - 1) * step
-        used = kept.copy()
-        used[kept] = (rows > 0) & (cols > 0)
-        entries = np.flatnonzero(used[region])
+        nonempty = (rows > 0) & (cols > 0)
+        place = np.full(len(regions), -1)  # a region's place in the shape arrays; -1: it conflicts with none
+        place[shaped[nonempty]] = np.flatnonzero(nonempty)
+        entries = np.flatnonzero(place[region] >= 0)
         task, write, region = task[entries], write[entries], region[entries]
-        # Each tensor's stretch of the line is as long as the span of all their rows.
+        # Each tensor's stretch of the line is as long as the span of all rows named.
         low = row.min(initial=0)
-        stretch = tensor * (max(last.max(initial=0), low) - low + 1) - low
-        kept_at = at[region]
-        return cls(regions, region, task, write, (row + stretch)[kept_at], (last + stretch)[kept_at],
-                   col[kept_at], (col + cols)[kept_at], step[kept_at])
+        stretch = tensor[shaped] * (max(last.max(initial=0), low) - low + 1) - low
+        at = place[region]
+        return cls(regions, region, task, write, (row + stretch)[at], (last + stretch)[at], col[at],
+                   (col + cols)[at], step[at])
+
+
+def _tensor_numbers(regions: list[GmRegion]) -> np.ndarray:
+    """The tensor of each region, numbered in order of first appearance."""
+    names = list(map(_TENSOR, regions))
+    numbers = {name: i for i, name in enumerate(dict.fromkeys(names))}
+    return np.fromiter(map(numbers.__getitem__, names), np.int64, len(names))
 
 
 def _span_pairs(acc: _Accesses) -> tuple[np.ndarray, np.ndarray]:
