@@ -7,10 +7,9 @@ and what would be valid; `check_kernel` and `check_program` raise `CheckError` w
 from __future__ import annotations
 
 import math
-import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,7 @@ from isa.instructions import (
 from isa.limits import CoreLimits
 from isa.program import CoreKind, Kernel, Program, Tensor
 from isa.regions import GmRegion, Region, Tile
+from isa.shapes import Pinned, at_origin, placement
 from isa.types import DType, Pipe, Space
 
 VEC_FLOAT = (DType.FP16, DType.FP32)
@@ -449,62 +449,29 @@ def check_program(program: Program, limits: CoreLimits | Mapping[CoreKind, CoreL
 # --- clearing the kernels of a program by shape --------------------------------------------------
 
 
-def placement(instr: Instruction) -> tuple[tuple[Any, ...], str, GmRegion] | None:
-    """Where a GM access is: (its value but where its GM region starts, as a key; the field; the region).
-
-    None for an instruction without a GM region, or an object that is no instruction. Tasks of a
-    program differ mostly there. Every rule but the GM bounds looks at a region's tensor, shape,
-    dtype and row step, never at where it starts, so accesses of one key pass or fail alike once
-    they are in bounds (and the timing engine's decoder costs them alike). Any other GM region of
-    the instruction stays whole in the key.
-    """
-    cls = type(instr)
-    layout = _LAYOUTS.get(cls)
-    if layout is None:
-        if cls not in RULES:
-            return None
-        names = _field_names(instr)
-        layout = _LAYOUTS[cls] = [operator.attrgetter(*names) if len(names) > 1 else None, names, 0]
-    getter, names, at = layout
-    values = getter(instr) if getter is not None else (getattr(instr, names[0]),) if names else ()
-    if at >= len(values) or type(values[at]) is not GmRegion:  # not where this class had it last time
-        at = next((j for j, v in enumerate(values) if type(v) is GmRegion), None)
-        if at is None:
-            return None
-        layout[2] = at
-    gm = values[at]
-    return (cls, values[:at], _GM_SHAPE(gm), values[at + 1:]), names[at], gm
-
-
-# per instruction class: a getter of its field values, its field names, where its GM region was last
-_LAYOUTS: dict[type, list[Any]] = {}
-_GM_SHAPE = operator.attrgetter("tensor", "rows", "cols", "dtype", "row_step")
-
-
 class _Cleared:
     """Which kernels surely pass the checks against one core, learnt once per distinct instruction and shape.
 
-    A kernel's shape is its instructions' identities, GM accesses left out: tasks of one program
-    share on-chip instruction objects and differ in where their GM regions start. For each shape,
-    the on-chip instructions and the flags are checked once; each GM access is checked once per
-    key (`placement`), at the origin of its tensor, and then only for its bounds. A kernel this does
-    not clear may still pass: `problems` decides, in full and with its exact messages.
+    Kernels are cleared by shape (`isa.shapes`): for each shape, the instructions without a GM
+    region and the flags are checked once; each GM access is checked once per placement key, at the
+    origin of its tensor (every rule but the GM bounds looks at a region's tensor, shape, dtype and
+    row step, never at where it starts), and then only for its bounds. A kernel this does not clear
+    may still pass: `problems` decides, in full and with its exact messages.
     """
 
     def __init__(self, declared: Mapping[str, Tensor], limits: CoreLimits) -> None:
         self.declared, self.limits = declared, limits
         self.seen: dict[Instruction, list[str]] = {}  # each instruction's problems, by value
-        self.clean: dict[int, int] = {}  # id -> id of objects checked whole and clean (not GM accesses)
-        self.kept: list[Instruction] = []  # those objects, kept alive so that no other takes their id
+        self.clean: Pinned[int] = Pinned()  # objects checked whole and clean (no GM accesses), as their id
         self.shapes: dict[tuple[int | None, ...], tuple[int, ...]] = {}  # clean shape -> its GM positions
-        self.gm_keys: dict[tuple[Any, ...], bool] = {}  # `placement` key -> clean at the tensor's origin
+        self.gm_keys: dict[tuple[Any, ...], bool] = {}  # placement key -> clean at the tensor's origin
         self.matrix = {name: t.matrix_shape for name, t in declared.items()}
 
     def passes(self, kernel: Kernel) -> bool:
         """True if `kernel` has no problem; False if it may have one."""
         instrs = kernel.instructions
         ids = tuple(map(id, instrs))
-        gm_at = self.shapes.get(tuple(map(self.clean.get, ids)))
+        gm_at = self.shapes.get(self.clean.shape(ids))
         if gm_at is None:
             gm_at = self._learn(instrs, ids)
         return gm_at is not None and all(self._gm_passes(instrs[p]) for p in gm_at)
@@ -527,11 +494,10 @@ class _Cleared:
                 own = self.seen[instr] = _instruction_problems(instr, rule, self.declared, self.limits)
             if own:
                 return None
-            self.clean[ids[index]] = ids[index]
-            self.kept.append(instr)
+            self.clean.add(instr, ids[index])
         if _flag_problems(instrs, self.limits, dict(zip(ids, instrs, strict=True)), Counter(ids)):
             return None
-        found = self.shapes[tuple(map(self.clean.get, ids))] = tuple(gm_at)
+        found = self.shapes[self.clean.shape(ids)] = tuple(gm_at)
         return found
 
     def _gm_passes(self, instr: Instruction) -> bool:
@@ -539,11 +505,11 @@ class _Cleared:
         placed = placement(instr)
         if placed is None:  # a new object where the shape's kernel had a GM access
             return False
-        key, name, gm = placed
+        key, _, gm = placed
         clean = self.gm_keys.get(key)
         if clean is None:
-            at_origin = replace(instr, **{name: replace(gm, row=0, col=0)})  # type: ignore[type-var]
-            found = _instruction_problems(at_origin, RULES[type(instr)], self.declared, self.limits)
+            moved = at_origin(instr, placed)
+            found = _instruction_problems(moved, RULES[type(instr)], self.declared, self.limits)
             clean = self.gm_keys[key] = not found
         if not clean:
             return False

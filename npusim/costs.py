@@ -9,7 +9,9 @@ its result is written and flags waiting on it may fire); latency >= occupancy. F
   a region whose rows are not contiguous in GM (a row step, or fewer columns than the tensor has)
   moves each row in whole bursts and pays the path's `row_cycles` per row; contiguous regions pay
   neither. `npusim.memsys` owns all GM timing: the path's rate shared with every other core, L2
-  hits, the per-row cost and the latency.
+  hits, the per-row cost and the latency. Assumed, and relied on by `npusim.decode` (which costs
+  one access per `isa.shapes.placement` key, at its tensor's origin): a transfer's path, bytes and
+  rows do not depend on where its region starts, only on its tensor, shape, dtype and row step.
 - MTE1 move: occupancy = bytes / L1->L0A or L1->L0B bandwidth; latency adds mte1.latency_cycles.
 - mmad: occupancy = startup + step x ceil(M/m0) * ceil(K/k0) * ceil(N/n0) with k0 = k0_bytes /
   element size, at least 1 (16 for fp16/bf16, 32 for int8, 8 for fp32) and step = 1 cycle, or

@@ -11,12 +11,11 @@ from __future__ import annotations
 import enum
 from array import array
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import NamedTuple
 
-from isa.check import placement
 from isa.instructions import Barrier, Instruction, SetFlag, WaitFlag
 from isa.program import Kernel, Tensor
+from isa.shapes import Pinned, at_origin, placement
 from isa.types import Pipe
 from npusim.config import HardwareConfig
 from npusim.costs import Transfer, cost
@@ -80,12 +79,12 @@ class _Shape:
 class DecodeCache(dict[Instruction, Decoded]):
     """What one run has decoded, shared by its kernels: each instruction's Decoded by value, and more.
 
-    Tasks share on-chip instruction objects and differ in where their GM accesses are, which the
-    cost model does not look at (a transfer's bytes and rows follow from its tensor, shape, dtype and
-    row step: the key of `isa.check.placement`). So a kernel is decoded as its shape: its on-chip
-    instructions' rows by identity (objects known here are kept alive, so no other takes their id),
-    its GM accesses' rows by placement key; each shape's arrays are made once, and a kernel only
-    adds its own GM transfers. `by_value` is this dict itself, or the plain dict a caller shares.
+    A kernel is decoded as its shape (`isa.shapes`): its instructions without a GM region have rows
+    by identity, its GM accesses rows by placement key, each decoded once at the origin of its
+    tensor; each shape's arrays are made once, and a kernel only adds its own GM transfers, its
+    regions with the path, bytes and rows of its key's row. That rests on the assumption stated in
+    `npusim.costs`: a GM transfer's cost does not depend on where its region starts.
+    `by_value` is this dict itself, or the plain dict a caller shares.
     """
 
     def __init__(self, by_value: dict[Instruction, Decoded] | None = None) -> None:
@@ -93,8 +92,7 @@ class DecodeCache(dict[Instruction, Decoded]):
         self.by_value = self if by_value is None else by_value
         self.table: list[Decoded] = []  # the distinct rows: on-chip instructions and GM accesses by key
         self.row_of_value: dict[Instruction, int] = {}
-        self.row_of_id: dict[int, int] = {}  # instructions without a GM region, by identity
-        self.kept: list[Instruction] = []
+        self.row_of_id: Pinned[int] = Pinned()  # instructions without a GM region, by identity
         self.row_of_gm: dict[tuple[object, ...], int] = {}  # GM accesses by placement key
         # rows by identity (None: not known) -> where they are None: GM accesses, and new objects
         self.unknown_at: dict[tuple[int | None, ...], tuple[int, ...]] = {}
@@ -103,8 +101,7 @@ class DecodeCache(dict[Instruction, Decoded]):
     def shape(self, instrs: tuple[Instruction, ...], config: HardwareConfig,
               tensors: Mapping[str, Tensor]) -> tuple[_Shape, dict[int, Transfer]]:
         """The shape of a kernel of `instrs`, and its GM accesses' transfers by position."""
-        ids = tuple(map(id, instrs))
-        known = tuple(map(self.row_of_id.get, ids))
+        known = self.row_of_id.shape(tuple(map(id, instrs)))
         unknown = self.unknown_at.get(known)
         if unknown is None:
             unknown = self.unknown_at[known] = tuple(p for p, row in enumerate(known) if row is None)
@@ -129,8 +126,7 @@ class DecodeCache(dict[Instruction, Decoded]):
                 decoded = self.by_value[instr] = decode_one(instr, config, tensors)
             row = self.row_of_value[instr] = len(self.table)
             self.table.append(decoded)
-        self.row_of_id[id(instr)] = row
-        self.kept.append(instr)
+        self.row_of_id.add(instr, row)
         return row
 
     def _unknown_row(self, instr: Instruction, config: HardwareConfig,
@@ -140,12 +136,11 @@ class DecodeCache(dict[Instruction, Decoded]):
         placed = placement(instr)
         if placed is None:  # a new object without a GM region: known by identity from now on
             return self._row(instr, config, tensors), None
-        key, name, gm = placed
+        key, _, gm = placed
         row = self.row_of_gm.get(key)
         if row is None:
-            at_origin = replace(instr, **{name: replace(gm, row=0, col=0)})  # type: ignore[type-var]
             row = self.row_of_gm[key] = len(self.table)
-            self.table.append(decode_one(at_origin, config, tensors))
+            self.table.append(decode_one(at_origin(instr, placed), config, tensors))
         t = self.table[row].transfer
         assert t is not None, "a GM access is decoded with its transfer"
         return row, Transfer(gm, t.path, t.moved, t.rows)
