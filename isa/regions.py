@@ -41,7 +41,13 @@ class HashedByFields:
         return self._field_values(self)  # type: ignore[no-any-return]
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        for name, value in zip(self._field_names, state, strict=True):
+        """Set the fields from their values in order (what `__getstate__` gives; a plain slotted
+        dataclass pickles a list of them); raise TypeError for any other state."""
+        names = self._field_names
+        if not isinstance(state, tuple | list) or len(state) != len(names):
+            raise TypeError(f"cannot unpickle {type(self).__name__} from a {type(state).__name__} state "
+                            f"{state!r:.200}; expected its field values in order: {', '.join(names)}")
+        for name, value in zip(names, state, strict=True):
             object.__setattr__(self, name, value)
         self.__post_init__()
 
