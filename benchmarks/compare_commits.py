@@ -59,8 +59,9 @@ CASES = ("one-10k", "one-100k", "on-10k", "chip-100k", "seed-2block", "seed-1blo
 
 
 def time_once(tree: Path, case: str) -> dict[str, float]:
+    # cwd: `python -m` and `-c` put the working directory first on sys.path, before PYTHONPATH.
     out = subprocess.run([sys.executable, "-c", _ONE, str(tree), case], check=True, capture_output=True,
-                         text=True, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"})
+                         text=True, cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"})
     return json.loads(out.stdout)
 
 
