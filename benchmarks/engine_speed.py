@@ -368,23 +368,26 @@ def _npusim() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "npusim.cli"]
 
 
+_GNU_TIME = Path("/usr/bin/time")
+
+
 def run_npusim(args: Sequence[str]) -> dict[str, Any]:
     """`npusim *args` in a fresh process: its wall seconds, peak RSS and exit status.
 
-    The peak is the child's own (os.wait4 on its pid), not the maximum over every child so far
-    that RUSAGE_CHILDREN would report.
+    The peak is the command's own, from GNU time's %M. Not from os.wait4 on a child of this process:
+    a child's peak starts at this (large) process's RSS when it forks, and exec keeps it.
     """
-    with tempfile.TemporaryFile() as err:
+    with tempfile.NamedTemporaryFile() as peak, tempfile.TemporaryFile() as err:
+        measure = [str(_GNU_TIME), "-f", "%M", "-o", peak.name] if _GNU_TIME.exists() else []
         t0 = time.perf_counter()
-        proc = subprocess.Popen([*_npusim(), *args], cwd=ROOT, env=_child_env(), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run([*measure, *_npusim(), *args], cwd=ROOT, env=_child_env(),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read()[-2000:].decode(errors="replace")
+        kib = Path(peak.name).read_text().split()[-1] if measure else ""
     return {"command": " ".join(["npusim", *args]), "wall_s": wall,
-            "peak_rss_bytes": usage.ru_maxrss * 1024,  # Linux reports KiB
+            "peak_rss_bytes": int(kib) * 1024 if kib.isdigit() else float("nan"),  # GNU time reports KiB
             "status": proc.returncode, "stderr_tail": tail if proc.returncode else ""}
 
 
