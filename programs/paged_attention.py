@@ -37,7 +37,7 @@ data hand-offs above (and each q-tile's chain of online updates).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -737,6 +737,20 @@ def _kv_request(cache: torch.Tensor, case: Case, b: int, blocks: int) -> torch.T
     return rows.reshape(s.num_kv_heads, blocks * s.block_size, s.head_dim)
 
 
+def _kv_heads(case: Case) -> Iterator[tuple[int, slice, int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """For each request b and KV head: (b, its query heads, the context length n, their queries
+    [group, head_dim] and the head's K and V [whole blocks of tokens, head_dim]), all fp32."""
+    s = case.shape
+    q_all, kc, vc = to_torch(case.query).float(), to_torch(case.key_cache), to_torch(case.value_cache)
+    for b in range(s.batch):
+        n = int(case.context_lens[b])
+        blocks = -(-n // s.block_size)
+        k, v = _kv_request(kc, case, b, blocks), _kv_request(vc, case, b, blocks)
+        for kh in range(s.num_kv_heads):
+            heads = slice(kh * s.group, (kh + 1) * s.group)
+            yield b, heads, n, q_all[b, heads], k[kh], v[kh]
+
+
 def _online(case: Case, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n: int,
             variant: str) -> torch.Tensor:
     """One KV head's query group over one request's n tokens (k, v: [tokens, head_dim]), in steps."""
@@ -771,18 +785,12 @@ def reference_online(case: Case, variant: str = "1block") -> np.ndarray:
     import torch  # here, not at the top: `npusim --help` never loads it
 
     s = case.shape
-    q_all, kc, vc = to_torch(case.query).float(), to_torch(case.key_cache), to_torch(case.value_cache)
     out = torch.empty(s.batch, s.num_heads, s.head_dim, dtype=torch.float32)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for b in range(s.batch):
-            n = int(case.context_lens[b])
-            blocks = -(-n // s.block_size)
-            k, v = _kv_request(kc, case, b, blocks), _kv_request(vc, case, b, blocks)
-            for kh in range(s.num_kv_heads):
-                heads = slice(kh * s.group, (kh + 1) * s.group)
-                out[b, heads] = _online(case, q_all[b, heads], k[kh], v[kh], n, variant)
+        for b, heads, n, q, k, v in _kv_heads(case):
+            out[b, heads] = _online(case, q, k, v, n, variant)
     finally:
         torch.set_num_threads(threads)
     return out.numpy()
@@ -793,14 +801,7 @@ def reference_fp32(case: Case) -> np.ndarray:
     import torch  # here, not at the top: `npusim --help` never loads it
 
     s = case.shape
-    q_all, kc, vc = to_torch(case.query).float(), to_torch(case.key_cache), to_torch(case.value_cache)
     out = torch.empty(s.batch, s.num_heads, s.head_dim, dtype=torch.float32)
-    for b in range(s.batch):
-        n = int(case.context_lens[b])
-        blocks = -(-n // s.block_size)
-        k, v = _kv_request(kc, case, b, blocks), _kv_request(vc, case, b, blocks)
-        for kh in range(s.num_kv_heads):
-            heads = slice(kh * s.group, (kh + 1) * s.group)
-            weights = torch.softmax((q_all[b, heads] @ k[kh, :n].T) * case.scale, dim=1)
-            out[b, heads] = weights @ v[kh, :n]
+    for b, heads, n, q, k, v in _kv_heads(case):
+        out[b, heads] = torch.softmax((q @ k[:n].T) * case.scale, dim=1) @ v[:n]
     return out.numpy()
