@@ -17,8 +17,9 @@ from itertools import chain, repeat
 
 import numpy as np
 
+from isa.collector import gc_paused
 from isa.instructions import Instruction
-from isa.program import Kernel, gc_paused
+from isa.program import Kernel
 from isa.regions import GmRegion
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import enum
-import gc
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from isa.cores import CoreKind
@@ -110,21 +108,3 @@ class Program:
 
     def tensors_of(self, role: Role) -> tuple[Tensor, ...]:
         return tuple(t for t in self.tensors if t.role is role)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a program is built or run.
-
-    A program is hundreds of thousands of small objects (a long context's, millions) that all live
-    on: every collection the allocations trigger walks them again, which took most of a long-context
-    build's time, and a run allocates many small records besides. Neither makes many reference
-    cycles; what there is gets collected once the collector resumes.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -7,8 +7,9 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from isa.check import check_program
+from isa.collector import gc_paused
 from isa.errors import IsaError
-from isa.program import Kernel, Program, gc_paused
+from isa.program import Kernel, Program
 from isa.regions import GmRegion
 from isa.sanitize import sanitize as sanitize_program
 from isa.semantics import numeric_context

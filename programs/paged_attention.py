@@ -77,7 +77,7 @@ from isa import (
     VecUnary,
     WaitFlag,
 )
-from isa.program import gc_paused
+from isa.collector import gc_paused
 from programs.convert import to_numpy, to_torch
 from programs.target import Hardware, align_up, strictest_alignment
 
