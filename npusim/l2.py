@@ -132,7 +132,8 @@ class L2Lines:
 
     def _compute_lines(self, region: GmRegion) -> np.ndarray:
         base, rows_total, cols_total, size = self._entry(region.tensor)
-        if region.last_row >= rows_total or region.col + region.cols > cols_total:
+        if (region.row < 0 or region.col < 0 or region.last_row >= rows_total
+                or region.col + region.cols > cols_total):
             raise ValueError(f"region rows {region.row}..{region.last_row} step {region.row_step}, columns "
                              f"{region.col}..{region.col + region.cols - 1} fall outside {region.tensor}'s "
                              f"matrix [{rows_total}, {cols_total}]")

@@ -275,6 +275,11 @@ def test_bad_requests_fail_with_the_valid_values():
         ms.transfer(GmRegion("y", 0, 0, 1, 128, FP32), False, 512, 64.0)
     with pytest.raises(ValueError, match=r"outside x's matrix \[4, 128\]"):
         ms.transfer(GmRegion("x", 3, 0, 2, 128, FP32), False, 512, 64.0)
+    # Below the start too: a negative row or column would otherwise index another tensor's lines.
+    with pytest.raises(ValueError, match=r"rows -1\.\.0 step 1, columns 0\.\.127 fall outside x's"):
+        ms.transfer(GmRegion("x", -1, 0, 2, 128, FP32), False, 1024, 64.0)
+    with pytest.raises(ValueError, match=r"columns -4\.\.123 fall outside x's"):
+        ms.transfer(GmRegion("x", 0, -4, 1, 128, FP32), False, 512, 64.0)
     with pytest.raises(ValueError, match="cap > 0"):
         ms.transfer(GmRegion("x", 0, 0, 1, 128, FP32), False, 512, 0.0)
 
