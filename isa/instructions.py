@@ -8,6 +8,7 @@ in the timing simulator, never here.
 from __future__ import annotations
 
 import enum
+import operator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -43,7 +44,11 @@ class Instruction(HashedByFields):
 
 
 class _Fixed(Instruction):
-    """An instruction with one mnemonic, one destination and its sources in `_sources`."""
+    """An instruction with one mnemonic, one destination and its sources in `_sources`.
+
+    `reads` is asked on hot paths (task graph, checks, decoder, sanitizer): `_reads_getter`
+    installs, per class, a C getter of the `_sources` fields in their order in its place.
+    """
 
     __slots__ = ()
     MNEMONIC: ClassVar[str]
@@ -339,5 +344,25 @@ ALL_CLASSES: tuple[type[Instruction], ...] = (
     Load, Move, Mmad, Fixpipe, Store, *VECTOR_CLASSES, *SYNC_CLASSES,
 )
 
+def _reads_getter(cls: type[_Fixed]) -> None:
+    """Install on `cls` a `reads` property that returns its `_sources` fields as a tuple, in order.
+
+    An `operator.attrgetter` of two or more names returns the tuple itself; of one name it returns
+    the bare value, so that case wraps it. A class that writes its own `reads` keeps it.
+    """
+    if "reads" in vars(cls):
+        return
+    names = cls._sources
+    if len(names) > 1:
+        cls.reads = property(operator.attrgetter(*names))  # type: ignore[assignment]
+    elif names:
+        one = operator.attrgetter(names[0])
+        cls.reads = property(lambda self: (one(self),))  # type: ignore[assignment]
+    else:
+        cls.reads = property(lambda self: ())  # type: ignore[assignment]
+
+
 for _cls in ALL_CLASSES:
     hash_by_fields(_cls)
+    if issubclass(_cls, _Fixed):
+        _reads_getter(_cls)
