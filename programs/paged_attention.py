@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -354,6 +354,7 @@ class _Builder:
         self.layout, self.q_tile, self.align = layout, layout.q_tile, layout.align
         self.per_task = steps_per_task
         self._pool: dict[Instruction, Instruction] = {}
+        self._made: dict[tuple[Any, ...], list[Instruction]] = {}
 
     def _align(self, n: int) -> int:
         return align_up(n, self.align)
@@ -367,6 +368,20 @@ class _Builder:
         """
         pool = self._pool
         return Kernel(name, tuple(pool.setdefault(i, i) for i in body))
+
+    def _shared(self, make: Callable[..., list[Instruction]], *args: Any) -> list[Instruction]:
+        """`make(*args)`'s instructions, pooled, made once per builder for equal arguments.
+
+        Every step of every task runs the same softmax and fold sequences over the same few UB
+        buffers: making each sequence once spares constructing and pooling its equal instructions
+        again for each of thousands of steps.
+        """
+        key = (make, args)
+        made = self._made.get(key)
+        if made is None:
+            pool = self._pool
+            made = self._made[key] = [pool.setdefault(i, i) for i in make(*args)]
+        return made
 
     def _ring(self, base: int, nbytes: int, capacity: int, steps: int, most: int = 2) -> _Ring:
         """As many buffers of `nbytes` (aligned) as fit from `base` in `capacity`, at most `most` and
@@ -497,7 +512,8 @@ class _Builder:
             m = Tile(Space.UB, p.offset + p_bytes, FP32, (qt, 1))
             total = Tile(Space.UB, m.offset + col_bytes, FP32, (qt, 1))
             body += [
-                WaitFlag(Pipe.MTE2, Pipe.V, j % ring.count), *self._softmax(sc, p, m, total, step.valid),
+                WaitFlag(Pipe.MTE2, Pipe.V, j % ring.count),
+                *self._shared(self._softmax, sc, p, m, total, step.valid),
                 SetFlag(Pipe.V, Pipe.MTE3, j % ring.count), WaitFlag(Pipe.V, Pipe.MTE3, j % ring.count),
                 Store(self.ws("ws_p", step.slot, tile, width, dtype=BF16), p),
                 Store(self.ws("ws_max", step.slot, tile, 1), m),
@@ -556,8 +572,8 @@ class _Builder:
             o_j = Tile(Space.UB, ring.at(j), FP32, (qt, d))
             l_j, m_j = (Tile(Space.UB, ring.at(j) + o_bytes + i * col_bytes, FP32, (qt, 1)) for i in range(2))
             body += [WaitFlag(Pipe.MTE2, Pipe.V, j % ring.count),
-                     *self._fold(runs[j % 2], runs[(j + 1) % 2], l_run, o_run, (m_j, l_j, o_j),
-                                 (alpha, beta)),
+                     *self._shared(self._fold, runs[j % 2], runs[(j + 1) % 2], l_run, o_run,
+                                   (m_j, l_j, o_j), (alpha, beta)),
                      *ring.release(Pipe.V, Pipe.MTE2, j, n)]
             if j + 1 < n:
                 body += self._partial_loads(tile, fold, j + 1, ring, o_bytes)
