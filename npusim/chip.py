@@ -25,7 +25,7 @@ from isa.program import CoreKind, Kernel, Program
 from isa.types import Pipe
 from npusim.config import HardwareConfig
 from npusim.decode import DecodeCache, Decoded, DecodedKernel
-from npusim.engine import CoreRun, Urgent
+from npusim.engine import CoreRun, Urgent, fail_later
 from npusim.flags import SyncError
 from npusim.functional import FunctionalState
 from npusim.memsys import MemorySystem
@@ -196,14 +196,14 @@ class ChipRun:
             run.start_processes()
             run.done.callbacks.append(partial(self._end_task, j, core, pool, run, dispatched, env.now))
         except Exception as exc:
-            env.event().fail(exc)
+            fail_later(env, exc)
 
     def _end_task(self, j: int, core: _Core, pool: tuple[list[int], list[_Core]], run: CoreRun,
                   dispatched: int, first: int, event: simpy.Event) -> None:
         try:
             self._retire(j, core, pool, run, dispatched, first, event.value)
         except Exception as exc:
-            self.env.event().fail(exc)
+            fail_later(self.env, exc)
 
     def _retire(self, j: int, core: _Core, pool: tuple[list[int], list[_Core]], run: CoreRun,
                 dispatched: int, first: int, last: int) -> None:

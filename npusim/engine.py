@@ -46,6 +46,13 @@ PIPES: tuple[Pipe, ...] = tuple(Pipe)
 _COMPUTE, _GM, _SET, _WAIT, _BARRIER, _BARRIER_ALL = (int(k) for k in Kind)
 
 
+def fail_later(env: simpy.Environment, exc: Exception) -> None:
+    """Raise `exc` out of the run at the next event of this cycle, as SimPy raises the error of a
+    failed process: other events already due this cycle run first. For errors in callbacks, which
+    SimPy would otherwise raise at once, from the middle of whatever event ran them."""
+    env.event().fail(exc)
+
+
 class Urgent(simpy.Event):
     """An event triggered when made, whose callbacks run at the current cycle before any other event
     not yet begun: the way SimPy starts a process, without the process."""
@@ -93,7 +100,7 @@ class _PipeState:
 
 
 class CoreRun:
-    """One kernel on one core: builds the SimPy processes and records when each instruction ran.
+    """One kernel on one core: runs its front-end and pipe executors and records when each instruction ran.
 
     Records per instruction (arrays indexed by instruction index): issue, start, busy_end (end of
     occupancy), end (completion), bytes, flops, and for each wait_flag the set_flag that released it.
@@ -143,10 +150,10 @@ class CoreRun:
         """
         self._start_executors()
         self._clock = self.env.now
-        executor_of = {p: ps for p, ps in self.pipes.items() if p is not Pipe.S}
+        executor_of = {ps.pipe: ps for ps in self._executors}
         state_of = list(map(executor_of.get, self.pipe_of))  # type: ignore[arg-type]  # None for S
-        fe = self.config.frontend
-        self._frontend_locals = (state_of, fe.issue_cycles, fe.queue_depth, self.issue, len(self.kinds))
+        self._frontend_locals = (state_of, self._issue_cycles, self.config.frontend.queue_depth, self.issue,
+                                 len(self.kinds))
         self._advance()
 
     def _start_executors(self) -> None:
@@ -280,7 +287,7 @@ class CoreRun:
                     return
             self._idle(ps)
         except Exception as exc:
-            self._fail_later(exc)
+            fail_later(self.env, exc)
 
     def _idle(self, ps: _PipeState) -> None:
         """Pipe `ps` has drained its queue: it finishes if issue is done, else sleeps until woken."""
@@ -305,12 +312,7 @@ class CoreRun:
             else:
                 self._execute(ps, event)
         except Exception as exc:
-            self._fail_later(exc)
-
-    def _fail_later(self, exc: Exception) -> None:
-        """Raise `exc` out of the run at the next event of this cycle, as SimPy raises the error of a
-        failed process: other events already due this cycle run first."""
-        self.env.event().fail(exc)
+            fail_later(self.env, exc)
 
     # --- handlers: each records its instruction's cycles and returns when the pipe is free -------
 
