@@ -19,12 +19,11 @@ import simpy
 
 from isa.deps import dependencies
 from isa.errors import IsaError
-from isa.instructions import Instruction
 from isa.limits import CoreLimits
 from isa.program import CoreKind, Kernel, Program
 from isa.types import Pipe
 from npusim.config import HardwareConfig
-from npusim.decode import DecodeCache, Decoded, DecodedKernel
+from npusim.decode import DecodeCache, DecodedKernel
 from npusim.engine import CoreRun, Urgent, fail_later
 from npusim.flags import SyncError
 from npusim.functional import FunctionalState
@@ -81,7 +80,7 @@ class ChipRun:
         self.running: dict[int, CoreRun] = {}
         self.issued = 0  # instructions of the finished tasks
         self._decode_cache: dict[int, DecodedKernel] = {}  # by kernel identity: the program keeps them
-        self._decoded_instructions: dict[Instruction, Decoded] = DecodeCache()  # shared by the run's kernels
+        self._decoded_instructions = DecodeCache()  # shared by the run's kernels
 
     def _build_pools(self) -> dict[CoreKind, tuple[list[int], list[_Core]]]:
         """For each kind of kernel, (a heap of idle core indices, the cores); shared where cores are.

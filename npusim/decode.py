@@ -76,7 +76,7 @@ class _Shape:
             d.transfer if d.flag is None else slot[d.flag] for d in decoded]
 
 
-class DecodeCache(dict[Instruction, Decoded]):
+class DecodeCache:
     """What one run has decoded, shared by its kernels: each instruction's Decoded by value, and more.
 
     A kernel is decoded as its shape (`isa.shapes`): its instructions without a GM region have rows
@@ -84,12 +84,11 @@ class DecodeCache(dict[Instruction, Decoded]):
     tensor; each shape's arrays are made once, and a kernel only adds its own GM transfers, its
     regions with the path, bytes and rows of its key's row. That rests on the assumption stated in
     `npusim.costs`: a GM transfer's cost does not depend on where its region starts.
-    `by_value` is this dict itself, or the plain dict a caller shares.
+    `by_value` holds each instruction's Decoded: a dict of its own, or the plain dict a caller shares.
     """
 
     def __init__(self, by_value: dict[Instruction, Decoded] | None = None) -> None:
-        super().__init__()
-        self.by_value = self if by_value is None else by_value
+        self.by_value: dict[Instruction, Decoded] = {} if by_value is None else by_value
         self.table: list[Decoded] = []  # the distinct rows: on-chip instructions and GM accesses by key
         self.row_of_value: dict[Instruction, int] = {}
         self.row_of_id: Pinned[int] = Pinned()  # instructions without a GM region, by identity
@@ -155,7 +154,7 @@ class DecodedKernel:
     """
 
     def __init__(self, kernel: Kernel, config: HardwareConfig, tensors: Mapping[str, Tensor],
-                 seen: dict[Instruction, Decoded] | None = None) -> None:
+                 seen: DecodeCache | dict[Instruction, Decoded] | None = None) -> None:
         """`seen`: what the run has decoded, shared by its kernels (a DecodeCache; a plain dict
         shares each instruction's Decoded by value only); filled as this one decodes."""
         cache = seen if isinstance(seen, DecodeCache) else DecodeCache(seen)
