@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from isa.types import DType, Pipe, dtype_of
-from npusim.results import Result
+from isa.types import DType, dtype_of
+from npusim.results import PIPE_ORDER, Result
 from npusim.roofline import bounds
 
 PROGRESS_AFTER_SECONDS = 2.0
@@ -61,8 +61,8 @@ def record(result: Result, program: str, parameters: Mapping[str, Any], override
         "tasks": len(result.traces),
         "instructions": result.instructions,
         "cores": len(result.by_core()),
-        "busy_cycles": {p.value: busy[p] for p in Pipe if busy[p]},
-        "busy_percent": {p.value: 100 * util[p] for p in Pipe if busy[p]},
+        "busy_cycles": {p.value: busy[p] for p in PIPE_ORDER if busy[p]},
+        "busy_percent": {p.value: 100 * util[p] for p in PIPE_ORDER if busy[p]},
         "hbm": {"read_bytes": mem.hbm_read_bytes, "write_bytes": mem.hbm_write_bytes,
                 "l2_hit_bytes": mem.l2_hit_bytes, "l2_hit_rate": mem.l2_hit_rate,
                 "average_gbps": mem.average_gbps(result.cycles), "peak_gbps": mem.peak_gbps},

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 from isa.instructions import SetFlag
 from isa.types import Pipe
-from npusim.report import SHOWN_PIPES
-from npusim.results import Result, core_order
+from npusim.results import PIPE_ORDER, SHOWN_PIPES, Result, core_order
 from npusim.timeline import pipe_intervals
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ def _gantt(ax, result: Result, core: str) -> None:
 
     us = 1.0 / (result.config.clock_ghz * 1000.0)
     traces = [t for t in result.traces if t.core == core]
-    lanes = [p for p in (Pipe.S, *SHOWN_PIPES)
+    lanes = [p for p in PIPE_ORDER
              if any(i.pipe is p and type(i) is not SetFlag for t in traces for i in t.kernel.instructions)]
     intervals = pipe_intervals(traces)
     for y, pipe in enumerate(lanes):

@@ -6,12 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from isa.types import Pipe
-from npusim.results import Result
+from npusim.results import PIPE_ORDER, SHOWN_PIPES, Result
 from npusim.roofline import Bounds, bounds
-
-# Pipes in data-flow order, as the tables show them (S runs only sync and barriers).
-SHOWN_PIPES = (Pipe.MTE2, Pipe.MTE1, Pipe.M, Pipe.FIX, Pipe.V, Pipe.MTE3)
 
 
 def summary(result: Result) -> str:
@@ -25,7 +21,7 @@ def summary(result: Result) -> str:
         lines.insert(1, f"  end to end: {result.end_to_end_seconds * 1e6:.3f} us with the kernel launch "
                         f"(chip.launch_cycles = {result.launch_cycles})")
     utilization, busy = result.utilization(), result.busy
-    for pipe in Pipe:
+    for pipe in PIPE_ORDER:
         if busy[pipe]:
             lines.append(f"  {pipe.value:<6} {busy[pipe]:>11}  {100 * utilization[pipe]:5.1f}%")
     mem = result.memory

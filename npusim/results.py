@@ -14,6 +14,11 @@ from isa.sanitize import Finding
 from isa.types import Pipe
 from npusim.config import HardwareConfig
 
+# Every view lists pipes in this one order: data-flow order, the scalar front-end first.
+PIPE_ORDER = (Pipe.S, Pipe.MTE2, Pipe.MTE1, Pipe.M, Pipe.FIX, Pipe.V, Pipe.MTE3)
+# The pipes tables and bar charts show (S runs only sync and barriers).
+SHOWN_PIPES = PIPE_ORDER[1:]
+
 
 def core_order(name: str) -> tuple[str, int]:
     """Sort key for core names: aic2 before aic10."""
@@ -178,7 +183,7 @@ class Result:
         core_pipes = self.pipes_by_core()
         busy = self.busy
         out = {}
-        for pipe in Pipe:
+        for pipe in PIPE_ORDER:
             cores = sum(pipe in pipes for pipes in core_pipes.values())
             out[pipe] = busy[pipe] / (self.cycles * cores) if cores and self.cycles else 0.0
         return out

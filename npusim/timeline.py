@@ -18,10 +18,9 @@ import numpy as np
 
 from isa.instructions import Barrier, SetFlag, WaitFlag
 from isa.types import Pipe
-from npusim.report import SHOWN_PIPES
-from npusim.results import KernelTrace, Result, core_order
+from npusim.results import PIPE_ORDER, SHOWN_PIPES, KernelTrace, Result, core_order
 
-LANE_PIPES = (Pipe.S, *SHOWN_PIPES)
+LANE_PIPES = PIPE_ORDER
 LEGEND = "# busy   + partly busy   w waiting on a flag or barrier   . idle"
 _COLORS = {"#": "\033[32m", "+": "\033[2;32m", "w": "\033[33m", ".": "\033[2m"}
 _RESET = "\033[0m"

@@ -21,14 +21,13 @@ import numpy as np
 from isa.instructions import Barrier, SetFlag, WaitFlag
 from isa.types import Pipe
 from npusim import sanitizer
-from npusim.results import KernelTrace, Result, core_order
+from npusim.results import PIPE_ORDER, KernelTrace, Result, core_order
 
 SYNC_MODES = ("show", "hide")
 PIPE_NAMES = {
     Pipe.S: "S (scalar, front-end)", Pipe.MTE2: "MTE2 (GM -> L1/UB)", Pipe.MTE1: "MTE1 (L1 -> L0A/L0B)",
     Pipe.M: "M (cube)", Pipe.FIX: "FIX (L0C -> GM/UB)", Pipe.V: "V (vector)", Pipe.MTE3: "MTE3 (UB -> GM)",
 }
-PIPE_ORDER = (Pipe.S, Pipe.MTE2, Pipe.MTE1, Pipe.M, Pipe.FIX, Pipe.V, Pipe.MTE3)
 TASKS_TID = 0
 _TID = {p: i + 1 for i, p in enumerate(PIPE_ORDER)}
 _SYNC = (SetFlag, WaitFlag, Barrier)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 from isa import Load, SetFlag, WaitFlag  # noqa: E402
 from npusim import load_preset, simulate  # noqa: E402
 from npusim.config import parse_override  # noqa: E402
-from npusim.report import SHOWN_PIPES  # noqa: E402
+from npusim.results import SHOWN_PIPES  # noqa: E402
 from programs import paged_attention as pa  # noqa: E402
 
 BATCHES = (1, 8, 64)
