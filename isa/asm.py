@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,9 +52,11 @@ from isa.instructions import (
     VecUnary,
     WaitFlag,
 )
-from isa.program import CoreKind, Kernel, Program, Role, Task, Tensor
+from isa.program import INT64_LIMIT, CoreKind, Kernel, Program, Role, Task, Tensor
 from isa.regions import GmRegion, Tile
 from isa.types import DType, Pipe, Space
+
+_INT64_RANGE = "integers lie within -2**63 .. 2**63 - 1"
 
 # --- lexer ------------------------------------------------------------------------------------
 
@@ -120,13 +123,20 @@ class _Line:
         return self.next().text
 
     def integer(self, what: str) -> int:
+        """An int64 (every integer operand is an offset, a size, an index or an id)."""
         tok = self.peek()
         if tok.kind != "num":
             self.expected(what)
+        digits = tok.text.lstrip("+-")
+        digits = digits[2:] if digits[:2].lower() == "0x" else digits
+        if len(digits.lstrip("0")) > 20:  # no int64 has more digits; spares int() very long text
+            self.fail(f"{tok.text[:24]}... is out of range for {what}: {_INT64_RANGE}", tok.col)
         try:
             value = int(tok.text, 0)
-        except ValueError:
+        except ValueError:  # a fraction or an exponent, where an integer belongs
             self.expected(what)
+        if not -INT64_LIMIT <= value < INT64_LIMIT:
+            self.fail(f"{value} is out of range for {what}: {_INT64_RANGE}", tok.col)
         self.next()
         return value
 
@@ -137,8 +147,15 @@ class _Line:
             return float(tok.text)
         if tok.kind != "num":
             self.expected(what)
+        if not tok.text.lower().lstrip("+-").startswith("0x"):
+            self.next()
+            return float(tok.text)  # past the largest double a decimal rounds to inf, as in C
+        value = int(tok.text, 16)
+        if abs(value) > sys.float_info.max:  # int and float compare exactly in Python
+            self.fail(f"{tok.text[:24]}... is past the largest double ({sys.float_info.max:g}); "
+                      f"write inf if intended", tok.col)
         self.next()
-        return float(int(tok.text, 16)) if tok.text.lower().lstrip("+-").startswith("0x") else float(tok.text)
+        return float(value)
 
     def choice(self, options: dict[str, Any], what: str) -> Any:
         tok = self.peek()
@@ -226,7 +243,7 @@ def _parse_gm_after_space(ln: _Line) -> GmRegion:
     if c1 <= c0:
         ln.fail(f"empty column range {c0}:{c1}; the stop must exceed the start", col_col)
     dtype = ln.choice(_DTYPES, "the tensor's dtype")
-    return GmRegion(name, row, c0, math.ceil((stop - row) / step), c1 - c0, dtype, step)
+    return GmRegion(name, row, c0, -(-(stop - row) // step), c1 - c0, dtype, step)  # ceil, exact
 
 
 def _parse_gm(ln: _Line) -> GmRegion:
@@ -429,6 +446,10 @@ def _parse_tensor(ln: _Line) -> Tensor:
     shape = _parse_shape(ln, "a tensor dimension")
     if any(d <= 0 for d in shape):
         ln.fail(f"tensor dimensions must be positive, found {list(shape)}", col)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes >= INT64_LIMIT:  # numpy could not even describe the array
+        ln.fail(f"tensor {name} {dtype.value}{list(shape)} is {nbytes} bytes; an array holds less "
+                f"than 2**63 bytes", col)
     role = ln.choice(_ROLES, "a role")
     l2 = True
     if ln.peek().kind != "end":

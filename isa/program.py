@@ -21,6 +21,10 @@ class Role(enum.Enum):
     WORKSPACE = "workspace"
 
 
+INT64_LIMIT = 1 << 63
+"""Integer operands and tensor sizes in bytes lie below this: numpy sizes its arrays in int64."""
+
+
 @dataclass(frozen=True)
 class Tensor:
     """A named GM tensor; instructions address it as the matrix [prod(shape[:-1]), shape[-1]]."""
@@ -36,6 +40,9 @@ class Tensor:
             raise ValueError(f"tensor name {self.name!r} must be an identifier (letters, digits, _)")
         if not self.shape or any(d <= 0 for d in self.shape):
             raise ValueError(f"tensor {self.name}: shape {list(self.shape)} needs positive dimensions")
+        if self.nbytes >= INT64_LIMIT:
+            raise ValueError(f"tensor {self.name}: shape {list(self.shape)} of {self.dtype.value} is "
+                             f"{self.nbytes} bytes; an array holds less than 2**63 bytes")
 
     @property
     def matrix_shape(self) -> tuple[int, int]:
