@@ -1,7 +1,9 @@
 """Figures of a run, drawn with matplotlib's Agg canvas (no display, no global pyplot state).
 
-`run_figure`: pipe utilisation per core (busy and idle stacked to 100%), a Gantt chart of one
-core's pipes, and HBM bandwidth over time. `compare_figure`: variants side by side.
+`run_figure`: pipe utilisation per core (busy and idle stacked to 100%), a heatmap of each core's
+busy share over time, a Gantt chart of one core's pipes, and HBM bandwidth over time.
+`compare_figure` (in `npusim.compare_plot`): variants side by side and over time.
+`roofline_figure` (in `npusim.roofline_plot`): runs against the cube and HBM ceilings.
 
 matplotlib is imported by the functions that draw, not at the top: the command line imports this
 module, and a run without `--plot` should not pay matplotlib's start-up.
@@ -9,12 +11,15 @@ module, and a run without `--plot` should not pay matplotlib's start-up.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from isa.instructions import SetFlag
 from isa.types import Pipe
+from npusim.compare_plot import compare_figure
+from npusim.plot_bins import DEFAULT_BINS, busy_per_bin, core_heat, time_edges
+from npusim.plot_canvas import PlotError, check_plot_path, new_figure, plot_title, save
 from npusim.results import PIPE_ORDER, SHOWN_PIPES, Result, core_order
 from npusim.timeline import pipe_intervals
 
@@ -25,16 +30,10 @@ COLORS = {Pipe.MTE2: "#1f77b4", Pipe.MTE1: "#17becf", Pipe.M: "#d62728", Pipe.FI
           Pipe.V: "#2ca02c", Pipe.MTE3: "#9467bd", Pipe.S: "#7f7f7f"}
 IDLE = "#e6e6e6"
 WAIT = "#bbbbbb"
+HEAT_MAP = "viridis"
 
-
-def _figure(width: float, height: float) -> Figure:
-    """An empty figure on an Agg canvas, laid out by constrained layout."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazily: see the module docstring
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+__all__ = ["COLORS", "PlotError", "busiest_core", "check_plot_path", "compare_figure", "run_figure", "save",
+           "sweep_figure"]
 
 
 def busiest_core(result: Result) -> str:
@@ -118,50 +117,41 @@ def _hbm(ax, result: Result) -> None:
     ax.legend(fontsize=8, loc="lower right")
 
 
-def run_figure(result: Result, core: str | None = None, title: str | None = None) -> Figure:
-    """Utilisation per core, one core's Gantt chart (the busiest unless `core`), HBM bandwidth."""
-    fig = _figure(14, 12)
-    axes = fig.subplots(3, 1, height_ratios=[1.2, 1, 0.8])
+def _heatmap(ax, result: Result, bins: int) -> None:
+    edges = time_edges(result.cycles, bins)
+    busy = busy_per_bin(result, edges)
+    cores, heat = core_heat(busy, edges)
+    us = 1.0 / (result.config.clock_ghz * 1000.0)
+    image = ax.imshow(heat, aspect="auto", interpolation="nearest", cmap=HEAT_MAP, vmin=0.0, vmax=1.0,
+                      extent=(0.0, edges[-1] * us, len(cores) - 0.5, -0.5))
+    step = math.ceil(len(cores) / 24)  # at most 24 core names on the axis
+    ax.set_yticks(range(0, len(cores), step))
+    ax.set_yticklabels(cores[::step], fontsize=8)
+    ax.set_xlabel("time (us)")
+    ax.set_ylabel("core")
+    ax.set_title(f"Busy share per core over time ({len(edges) - 1} bins of {edges[1]:.0f} cycles)")
+    kinds = {core_order(c)[0].upper(): sorted(pipes, key=PIPE_ORDER.index) for c, pipes in busy.items()}
+    which = "; ".join(f"{kind}: {' '.join(p.value for p in pipes)}" for kind, pipes in kinds.items())
+    bar = ax.get_figure().colorbar(image, ax=ax, location="bottom", shrink=0.5, aspect=40)
+    bar.set_label(f"mean over the core's pipes of their busy share of the bin ({which})")
+
+
+def run_figure(result: Result, core: str | None = None, title: str | None = None,
+               overrides: Sequence[str] = (), preset: str | None = None, bins: int = DEFAULT_BINS) -> Figure:
+    """Utilisation per core, busy share per core over time, one core's Gantt chart, HBM bandwidth.
+
+    The Gantt chart shows `core`, else the busiest. Unless `title` is given, the title names the
+    program, the preset (`preset`, else the config's name) and the `--set` `overrides` as given.
+    """
+    fig = new_figure(14, 16)
+    axes = fig.subplots(4, 1, height_ratios=[1.2, 1.4, 1, 0.8])
     _utilization(axes[0], result)
-    _gantt(axes[1], result, core or busiest_core(result))
-    _hbm(axes[2], result)
-    fig.suptitle(title or f"{result.program.name} on {result.config.name}: {result.cycles:,} cycles "
-                 f"= {result.seconds * 1e6:.1f} us", fontsize=13)
+    _heatmap(axes[1], result, bins)
+    _gantt(axes[2], result, core or busiest_core(result))
+    _hbm(axes[3], result)
+    ran = plot_title(result.program.name, preset or result.config.name, overrides)
+    fig.suptitle(title or f"{ran}: {result.cycles:,} cycles = {result.seconds * 1e6:.1f} us", fontsize=13)
     return fig
-
-
-def compare_figure(rows: Sequence[tuple[str, Result]], title: str) -> Figure:
-    """Time per variant (with the speedup over the first) and busy % per pipe, side by side."""
-    fig = _figure(13, 5)
-    left, right = fig.subplots(1, 2, width_ratios=[1, 2])
-    names = [name for name, _ in rows]
-    times = [r.seconds * 1e6 for _, r in rows]
-    bars = left.bar(names, times, color=["#7f7f7f"] + ["#1f77b4"] * (len(rows) - 1))
-    base = rows[0][1].cycles
-    for bar, (_, r) in zip(bars, rows, strict=True):
-        left.annotate(f"{r.seconds * 1e6:.1f} us\n{base / r.cycles:.2f}x", (bar.get_x() + bar.get_width() / 2,
-                      bar.get_height()), ha="center", va="bottom", fontsize=9)
-    left.set_ylabel("time (us)")
-    left.set_xlabel("variant")
-    left.set_ylim(0, max(times) * 1.2)
-    left.set_title(f"Time, and speedup over {names[0]}")
-    width = 0.8 / len(rows)
-    for k, (name, r) in enumerate(rows):
-        util = r.utilization()
-        xs = [i - 0.4 + (k + 0.5) * width for i in range(len(SHOWN_PIPES))]
-        right.bar(xs, [100 * util[p] for p in SHOWN_PIPES], width, label=name)
-    right.set_xticks(range(len(SHOWN_PIPES)))
-    right.set_xticklabels([p.value for p in SHOWN_PIPES])
-    right.set_xlabel("pipe")
-    right.set_ylabel("busy (% of the cores that have the pipe)")
-    right.set_title("Pipe busy share per variant")
-    right.legend(title="variant")
-    fig.suptitle(title, fontsize=13)
-    return fig
-
-
-def save(fig: Figure, path: str | Path, dpi: int = 100) -> None:
-    fig.savefig(path, dpi=dpi)
 
 
 def sweep_figure(columns: Sequence[str], values: Sequence[Sequence[object]], swept: Sequence[str],
@@ -187,7 +177,7 @@ def sweep_figure(columns: Sequence[str], values: Sequence[Sequence[object]], swe
         label = ", ".join(f"{k}={row[col[k]]}" for k in others) or ", ".join(
             f"{k}={row[col[k]]}" for k in swept if k != x_key) or metric
         lines.setdefault(label, []).append((row[col[x_key]], float(row[col[metric]])))
-    fig = _figure(9, 5.5)
+    fig = new_figure(9, 5.5)
     ax = fig.subplots()
 
     def number(v: object) -> float | None:

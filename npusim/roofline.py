@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from isa.instructions import Mmad
-from isa.types import Pipe
+from isa.types import DType, Pipe
+from npusim.config import HardwareConfig
 from npusim.costs import cube_k0
 from npusim.results import Result
 
@@ -111,3 +114,41 @@ def bounds(result: Result) -> Bounds:
         memory_cycles=mem.hbm_bytes / hbm_per_cycle,
         pipe_cycles=pipe_cycles,
     )
+
+
+def cube_peak_flops(config: HardwareConfig, dtype: DType = DType.BF16) -> float:
+    """The chip's cube ceiling in flop/s for `dtype` inputs: every cube core at its fractal rate.
+
+    A fractal step is m0 x n0 x k0 multiply-adds (2 flops each) per cycle, per `fp32_step_cycles`
+    cycles for fp32 inputs, as `npusim.costs` times an mmad; `chip.cube_cores` counts the cube
+    cores of a split chip and every core of a coupled one.
+    """
+    cube = config.cube
+    step = cube.fp32_step_cycles if dtype is DType.FP32 else 1
+    per_cycle = cube.m0 * cube.n0 * cube_k0(config, dtype) * 2 / step
+    return config.chip.cube_cores * per_cycle * config.clock_ghz * 1e9
+
+
+def hbm_peak_bytes(config: HardwareConfig) -> float:
+    """The chip's HBM ceiling in bytes per second."""
+    return config.hbm.bandwidth_gbps * 1e9
+
+
+def cube_flops(result: Result) -> dict[DType, int]:
+    """The flops of the run's mmads by input dtype: the work the cube ceiling bounds.
+
+    Vector flops (one per destination element) are left out: no cube ceiling bounds them.
+    """
+    masks: dict[int, tuple[np.ndarray, list[DType]]] = {}  # per kernel: its mmads and their dtypes
+    out: dict[DType, int] = {}
+    for trace in result.traces:
+        kernel = trace.kernel
+        found = masks.get(id(kernel))
+        if found is None:
+            mmads = [i for i, instr in enumerate(kernel.instructions) if type(instr) is Mmad]
+            found = masks[id(kernel)] = (np.array(mmads, dtype=np.int64),
+                                         [kernel.instructions[i].a.dtype for i in mmads])
+        index, dtypes = found
+        for dtype, flops in zip(dtypes, trace.flops[index].tolist(), strict=True):
+            out[dtype] = out.get(dtype, 0) + int(flops)
+    return out
