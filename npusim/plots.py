@@ -32,8 +32,8 @@ IDLE = "#e6e6e6"
 WAIT = "#bbbbbb"
 HEAT_MAP = "viridis"
 
-__all__ = ["COLORS", "PlotError", "busiest_core", "check_plot_path", "compare_figure", "run_figure", "save",
-           "sweep_figure"]
+__all__ = ["COLORS", "PlotError", "busiest_core", "check_plot_path", "compare_figure", "heatmap_figure",
+           "run_figure", "save", "sweep_figure"]
 
 
 def busiest_core(result: Result) -> str:
@@ -134,6 +134,14 @@ def _heatmap(ax, result: Result, bins: int) -> None:
     which = "; ".join(f"{kind}: {' '.join(p.value for p in pipes)}" for kind, pipes in kinds.items())
     bar = ax.get_figure().colorbar(image, ax=ax, location="bottom", shrink=0.5, aspect=40)
     bar.set_label(f"mean over the core's pipes of their busy share of the bin ({which})")
+
+
+def heatmap_figure(result: Result, title: str, bins: int = DEFAULT_BINS) -> Figure:
+    """The run plot's heatmap alone: each core's busy share over time, for a page with room for one panel."""
+    fig = new_figure(12, 6)
+    _heatmap(fig.subplots(), result, bins)
+    fig.suptitle(title, fontsize=13)
+    return fig
 
 
 def run_figure(result: Result, core: str | None = None, title: str | None = None,

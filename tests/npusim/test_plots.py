@@ -147,6 +147,8 @@ def test_heatmap_rows_are_cores_and_sum_to_their_busy_cycles(variants, tile):
     assert "AIC: MTE2 MTE1 M FIX" in label and "AIV: MTE2 V MTE3" in label
     one = plots.run_figure(tile, bins=10).axes[1].images[0].get_array()
     assert one.sum() * (hand.CYCLES / 10) * 4 == pytest.approx(sum(hand.BUSY.values()))
+    alone = plots.heatmap_figure(tile, "t", bins=10)  # the same panel on its own, for a page
+    assert np.array_equal(alone.axes[0].images[0].get_array(), one) and alone.get_suptitle() == "t"
 
 
 def test_run_title_names_the_preset_and_the_overrides(tile):
