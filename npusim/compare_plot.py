@@ -106,7 +106,8 @@ def compare_figure(rows: Rows, title: str, bins: int = DEFAULT_BINS) -> Figure:
     """
     colors = variant_colors([name for name, _ in rows])
     fig = new_figure(13, 14)
-    top, middle, bottom = fig.subfigures(3, 1, height_ratios=[1, 0.7, 1.4])
+    grid = fig.add_gridspec(3, 1, height_ratios=[1, 0.7, 1.4])
+    top, middle, bottom = (fig.add_subfigure(grid[k]) for k in range(3))
     left, right = top.subplots(1, 2, width_ratios=[1, 2])
     _times(left, rows, colors)
     _busy(right, rows, colors)

@@ -145,9 +145,10 @@ def cube_flops(result: Result) -> dict[DType, int]:
         kernel = trace.kernel
         found = masks.get(id(kernel))
         if found is None:
-            mmads = [i for i, instr in enumerate(kernel.instructions) if type(instr) is Mmad]
-            found = masks[id(kernel)] = (np.array(mmads, dtype=np.int64),
-                                         [kernel.instructions[i].a.dtype for i in mmads])
+            mmads = [(i, instr.a.dtype) for i, instr in enumerate(kernel.instructions)
+                     if isinstance(instr, Mmad)]
+            index = np.array([i for i, _ in mmads], dtype=np.int64)
+            found = masks[id(kernel)] = (index, [d for _, d in mmads])
         index, dtypes = found
         for dtype, flops in zip(dtypes, trace.flops[index].tolist(), strict=True):
             out[dtype] = out.get(dtype, 0) + int(flops)
