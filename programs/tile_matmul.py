@@ -27,7 +27,8 @@ from isa import (
     Tile,
     WaitFlag,
 )
-from programs.convert import to_numpy, to_torch
+from isa.draw import random_inputs
+from programs.convert import to_torch
 
 M, K, N = 16, 128, 128
 ASM_PATH = Path(__file__).with_name("tile_matmul.s")
@@ -64,13 +65,8 @@ def build() -> Program:
 
 
 def inputs(seed: int = 0) -> dict[str, np.ndarray]:
-    """Random bf16 q and k with a fixed seed."""
-    import torch  # here, not at the top: `npusim --help` and timing-only runs never load it
-
-    gen = torch.Generator().manual_seed(seed)
-    q = torch.randn(M, K, generator=gen).to(torch.bfloat16)
-    k = torch.randn(K, N, generator=gen).to(torch.bfloat16)
-    return {"q": to_numpy(q), "k": to_numpy(k)}
+    """Random bf16 q and k from `seed`: the values `npusim asm tile_matmul.s --seed SEED` draws."""
+    return random_inputs(build(), seed)
 
 
 def reference(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
