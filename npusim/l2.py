@@ -42,6 +42,20 @@ class Touch(NamedTuple):
 _BYPASS = Touch(0.0, 0, False)
 
 
+HOST_BYTES_PER_LINE = 8 + 8 + 1
+"""Host memory L2Lines keeps per GM line: its last-touch stamp and its group (int64), its dirty flag."""
+
+
+def _lines(tensor: Tensor, line: int) -> int:
+    """The L2 lines a tensor covers: each tensor starts on a fresh line."""
+    return -(-tensor.nbytes // line)
+
+
+def host_bytes(config: HardwareConfig, tensors: Sequence[Tensor]) -> int:
+    """Host memory L2Lines holds for a run over `tensors`: it grows with GM, whatever the run touches."""
+    return HOST_BYTES_PER_LINE * sum(_lines(t, config.l2.line_bytes) for t in tensors)
+
+
 class L2Lines:
     """Which L2 lines each GM region covers, and which of them are resident when it is touched."""
 
@@ -54,7 +68,7 @@ class L2Lines:
         address = 0
         for t in tensors:
             self._layout[t.name] = (address, *t.matrix_shape, t.dtype.itemsize)
-            address += -(-t.nbytes // line) * line  # the next tensor starts on a fresh line
+            address += _lines(t, line) * line
         self.gm_bytes = address
         self._last_touch = np.full(address // line, _NEVER, dtype=np.int64)
         self._ramp = np.arange(1024, dtype=np.int64)  # 0, 1, 2, ...: a line's position in a transfer
