@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from isa.errors import AsmError
 from isa.instructions import (
@@ -95,7 +95,7 @@ class _Line:
         self.toks.append(_Tok("end", "end of line", len(stripped) + 1))
         self.i = 0
 
-    def fail(self, message: str, col: int | None = None) -> None:
+    def fail(self, message: str, col: int | None = None) -> NoReturn:
         raise AsmError(message, self.lineno, col or self.peek().col, self.source, self.text.rstrip())
 
     def peek(self) -> _Tok:
@@ -107,7 +107,7 @@ class _Line:
             self.i += 1
         return tok
 
-    def expected(self, what: str) -> None:
+    def expected(self, what: str) -> NoReturn:
         tok = self.peek()
         found = tok.text if tok.kind == "end" else repr(tok.text)
         self.fail(f"expected {what}, found {found}", tok.col)
