@@ -12,11 +12,11 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 import numpy as np
 
-from isa.instructions import Barrier, SetFlag, WaitFlag
+from isa.instructions import Barrier, WaitFlag
 from isa.types import Pipe
 from npusim.results import PIPE_ORDER, SHOWN_PIPES, KernelTrace, Result, core_order
 
@@ -49,6 +49,29 @@ def _covered(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndar
     return cum[k] + np.where(k < len(starts), inside, 0.0)
 
 
+class Spans(NamedTuple):
+    """When each instruction of one task held its pipe and completed, by instruction index.
+
+    `start`: it took its pipe; `freed`: its pipe is free again (a wait_flag or barrier holds it
+    until it ends, a set_flag frees it at once); `end`: it completed (its result written, its flag
+    visible to the waiting pipe). Every view reads these: an instruction's `cycles` is end - start
+    (the timeline's table, the trace's args), and its lane or slice covers start to freed.
+    """
+
+    start: list[int]
+    freed: list[int]
+    end: list[int]
+
+
+def spans(trace: KernelTrace) -> Spans:
+    """The start, freed and end cycle of every instruction of `trace`."""
+    start, busy_end, end = trace.start.tolist(), trace.busy_end.tolist(), trace.end.tolist()
+    freed = [end[i] if type(instr) in _BLOCKING else busy_end[i]
+             for i, instr in enumerate(trace.kernel.instructions)]
+    return Spans(start, freed, end)
+
+
+_BLOCKING = (WaitFlag, Barrier)  # hold their pipe until they end
 _Lists = tuple[list[int], list[int], list[int], list[int]]
 
 
@@ -56,18 +79,17 @@ def pipe_intervals(traces: Sequence[KernelTrace]) -> dict[Pipe, _Lists]:
     """Per pipe: busy starts and ends, waiting (wait_flag, barrier) starts and ends, in time order."""
     out: dict[Pipe, _Lists] = {p: ([], [], [], []) for p in Pipe}
     for trace in sorted(traces, key=lambda t: t.first_cycle):
-        start, busy_end, end = trace.start.tolist(), trace.busy_end.tolist(), trace.end.tolist()
+        start, freed, _ = spans(trace)
         for i, instr in enumerate(trace.kernel.instructions):
-            if type(instr) is SetFlag:
+            if freed[i] <= start[i]:  # a set_flag, or a wait or barrier that did not block
                 continue
             bs, be, ws, we = out[instr.pipe]
-            if type(instr) in (WaitFlag, Barrier):
-                if end[i] > start[i]:
-                    ws.append(start[i])
-                    we.append(end[i])
-            elif busy_end[i] > start[i]:
+            if type(instr) in _BLOCKING:
+                ws.append(start[i])
+                we.append(freed[i])
+            else:
                 bs.append(start[i])
-                be.append(busy_end[i])
+                be.append(freed[i])
     return out
 
 
@@ -105,11 +127,12 @@ def instruction_table(trace: KernelTrace) -> list[str]:
     lines = [f"{'#':>6} {'pipe':<5} {'issue':>9} {'start':>9} {'end':>9} {'cycles':>7} {'bytes':>8}  "
              "instruction"]
     released = trace.released_by.tolist()
+    start, _, end = spans(trace)
     for i in range(len(trace)):
         r = trace.record(i)
         note = f"   <- set by #{released[i]}" if released[i] >= 0 else ""
-        lines.append(f"{i:>6} {r.pipe.value:<5} {r.issue:>9} {r.start:>9} {r.end:>9} {r.end - r.start:>7} "
-                     f"{r.bytes:>8}  {r.text}{note}")
+        lines.append(f"{i:>6} {r.pipe.value:<5} {r.issue:>9} {start[i]:>9} {end[i]:>9} "
+                     f"{end[i] - start[i]:>7} {r.bytes:>8}  {r.text}{note}")
     return lines
 
 

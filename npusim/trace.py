@@ -1,10 +1,12 @@
 """Chrome Trace Event export, for the Perfetto UI (ui.perfetto.dev) and chrome://tracing.
 
 A process per core, a thread per pipe (plus one for the core's tasks), one complete event per
-instruction with its text, cycles and bytes, flow arrows from each `set_flag` to the `wait_flag` it
-released, and counter tracks: HBM bandwidth (a "memory" process) and each core's queue occupancy
-per pipe. Times are microseconds at the preset's clock; cycles are in every event's args. A run
-with the sanitizer's findings marks each one: an instant event on the pipe of its later instruction.
+instruction over the cycles it holds its pipe, with its text, cycles and bytes (`cycles` from start
+to completion, as the text timeline's table; `pipe_cycles` the slice's own length), flow arrows
+from each `set_flag` to the `wait_flag` it released, finishing where it released it, and counter
+tracks: HBM bandwidth (a "memory" process) and each core's queue occupancy per pipe. Times are
+microseconds at the preset's clock; cycles are in every event's args. A run with the sanitizer's
+findings marks each one: an instant event on the pipe of its later instruction.
 `sync="hide"` leaves out the set_flag, wait_flag and barrier slices and their arrows, so that the
 pipelines' work stands alone.
 """
@@ -20,7 +22,7 @@ import numpy as np
 
 from isa.instructions import Barrier, SetFlag, WaitFlag
 from isa.types import Pipe
-from npusim import sanitizer
+from npusim import sanitizer, timeline
 from npusim.results import PIPE_ORDER, KernelTrace, Result, core_order
 
 SYNC_MODES = ("show", "hide")
@@ -34,14 +36,26 @@ _SYNC = (SetFlag, WaitFlag, Barrier)
 
 
 class _Clock:
+    """Cycles to trace time: microseconds on a binary grid of 2**-20 us (about 1 ps).
+
+    Every time is a multiple of the grid, so a slice's ts + dur is exactly the ts of whatever starts
+    where it ends, in any reader that parses JSON numbers as doubles, and a reader that converts
+    to integer nanoseconds (ts * 1000, as Perfetto does) gets exact products too: slices that touch
+    in cycles touch in the trace, never overlap by a rounding. Cycles are exact in every event's args.
+    """
+
+    GRID = 2 ** 20
+
     def __init__(self, ghz: float) -> None:
-        self.per_us = ghz * 1000.0
+        self.per_grid = ghz * 1000.0 / self.GRID  # cycles per grid step
 
     def us(self, cycle: float) -> float:
-        return round(cycle / self.per_us, 6)
+        return round(cycle / self.per_grid) / self.GRID
 
-    def dur(self, first: float, last: float) -> float:
-        return round(last / self.per_us - first / self.per_us, 6)
+    def span(self, first: float, last: float) -> tuple[float, float]:
+        """(ts, dur) of a slice from cycle `first` to `last`: dur is end - ts on the grid, exactly."""
+        ts = self.us(first)
+        return ts, self.us(last) - ts
 
 
 def _meta(name: str, pid: int, tid: int | None, args: dict[str, Any]) -> dict[str, Any]:
@@ -78,11 +92,12 @@ def events(result: Result, sync: str = "show", label: str | None = None,
                 out.append(_meta("thread_name", pid, _TID[pipe], {"name": PIPE_NAMES[pipe]}))
                 out.append(_meta("thread_sort_index", pid, _TID[pipe], {"sort_index": _TID[pipe]}))
     flow_id = pid_base * 10_000_000
-    for trace in result.traces:
+    # Each core's tasks in the order they ran, so that the file is in time order on every thread.
+    for trace in sorted(result.traces, key=lambda t: (pid_of[t.core], t.dispatched)):
         pid = pid_of[trace.core]
+        ts, dur = clock.span(trace.dispatched, trace.last_cycle)
         out.append({"ph": "X", "name": trace.task, "cat": "task", "pid": pid, "tid": TASKS_TID,
-                    "ts": clock.us(trace.dispatched), "dur": clock.dur(trace.dispatched, trace.last_cycle),
-                    "args": {"kernel": trace.kernel.name, "instructions": len(trace),
+                    "ts": ts, "dur": dur, "args": {"kernel": trace.kernel.name, "instructions": len(trace),
                              "dispatched_cycle": trace.dispatched, "first_issue_cycle": trace.first_cycle,
                              "done_cycle": trace.last_cycle, "cycles": trace.last_cycle - trace.dispatched}})
         flow_id = _instruction_events(out, trace, pid, clock, sync == "show", flow_id)
@@ -95,8 +110,19 @@ def events(result: Result, sync: str = "show", label: str | None = None,
 
 def _instruction_events(out: list[dict[str, Any]], trace: KernelTrace, pid: int, clock: _Clock, sync: bool,
                         flow_id: int) -> int:
-    issue, start, busy_end, end = (a.tolist() for a in (trace.issue, trace.start, trace.busy_end, trace.end))
-    nbytes, released = trace.bytes.tolist(), trace.released_by.tolist()
+    """A slice per instruction, from its start to when it frees its pipe, and an arrow per released wait.
+
+    An arrow starts at its set_flag (a slice of no width: the set frees its pipe at once) and
+    finishes at the end of the wait_flag it released, the cycle the set became visible there, so it
+    never runs backwards in time. Each end is written right after the slice it belongs to: readers
+    bind a flow event to the slice open on its thread (`bp: "e"` for the finish), taking events in
+    time order and, at equal times, in file order, so no other slice starting at that instant (the
+    instruction after the set, or the one the wait let run) can come between them.
+    """
+    issue, nbytes, released = trace.issue.tolist(), trace.bytes.tolist(), trace.released_by.tolist()
+    start, freed, end = timeline.spans(trace)
+    setters = [r for r in released if r >= 0] if sync else []
+    arrows = {setter: flow_id + k + 1 for k, setter in enumerate(setters)}  # set_flag index -> flow id
     texts: dict[int, str] = {}
     for i, instr in enumerate(trace.kernel.instructions):
         is_sync = isinstance(instr, _SYNC)
@@ -105,28 +131,25 @@ def _instruction_events(out: list[dict[str, Any]], trace: KernelTrace, pid: int,
         text = texts.get(id(instr))
         if text is None:
             text = texts[id(instr)] = str(instr)
-        # A pipe is held from start to busy_end; a wait or barrier blocks its pipe until it ends.
-        stop = end[i] if type(instr) in (WaitFlag, Barrier) else busy_end[i]
+        held = freed[i] - start[i]
         args: dict[str, Any] = {"index": i, "text": text, "task": trace.task, "issue_cycle": issue[i],
-                                "start_cycle": start[i], "end_cycle": end[i], "cycles": stop - start[i]}
+                                "start_cycle": start[i], "end_cycle": end[i], "cycles": end[i] - start[i],
+                                "pipe_cycles": held}
         if nbytes[i]:
             args["bytes"] = nbytes[i]
-            if stop > start[i]:
-                args["bytes_per_cycle"] = round(nbytes[i] / (stop - start[i]), 3)
-        if end[i] != stop:
-            args["result_cycle"] = end[i]  # completes (writes its result) after it frees the pipe
+            if held > 0:
+                args["bytes_per_cycle"] = round(nbytes[i] / held, 3)
         tid = _TID[instr.pipe]
-        ts = clock.us(start[i])
+        ts, dur = clock.span(start[i], freed[i])
         out.append({"ph": "X", "name": instr.mnemonic, "cat": "sync" if is_sync else instr.pipe.value,
-                    "pid": pid, "tid": tid, "ts": ts, "dur": clock.dur(start[i], stop), "args": args})
-        if type(instr) is WaitFlag and released[i] >= 0:
-            setter = trace.kernel.instructions[released[i]]
-            flow_id += 1
-            out.append({"ph": "s", "name": "flag", "cat": "flag", "id": flow_id, "pid": pid,
-                        "tid": _TID[setter.pipe], "ts": clock.us(start[released[i]])})
-            out.append({"ph": "f", "bp": "e", "name": "flag", "cat": "flag", "id": flow_id, "pid": pid,
-                        "tid": tid, "ts": ts})
-    return flow_id
+                    "pid": pid, "tid": tid, "ts": ts, "dur": dur, "args": args})
+        if i in arrows:
+            out.append({"ph": "s", "name": "flag", "cat": "flag", "id": arrows[i], "pid": pid, "tid": tid,
+                        "ts": ts})
+        if sync and released[i] >= 0:
+            out.append({"ph": "f", "bp": "e", "name": "flag", "cat": "flag", "id": arrows[released[i]],
+                        "pid": pid, "tid": tid, "ts": ts + dur})
+    return flow_id + len(arrows)
 
 
 def _hbm_counter(result: Result, pid: int, clock: _Clock) -> list[dict[str, Any]]:

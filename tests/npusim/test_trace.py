@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from isa import SetFlag, WaitFlag
-from npusim import load_preset, simulate, trace
+from npusim import load_preset, simulate, timeline, trace
 from programs import paged_attention as pa
 from programs import tile_matmul
 
@@ -81,25 +81,36 @@ def test_slices_carry_cycles_and_times_at_the_clock(paged):
         t, i = by_task[e["args"]["task"]], e["args"]["index"]
         assert e["args"]["start_cycle"] == t.start[i] and e["args"]["end_cycle"] == t.end[i]
         assert e["ts"] == pytest.approx(t.start[i] / per_us, abs=1e-6)
-        assert e["dur"] == pytest.approx(e["args"]["cycles"] / per_us, abs=2e-6)
+        # cycles: start to completion, as the timeline's table; the slice spans the pipe's share
+        assert e["args"]["cycles"] == t.end[i] - t.start[i]
+        assert e["dur"] == pytest.approx(e["args"]["pipe_cycles"] / per_us, abs=2e-6)
         assert e["args"]["text"] == str(t.kernel.instructions[i])
         if t.bytes[i]:
             assert e["args"]["bytes"] == t.bytes[i]
 
 
 def test_flow_arrows_run_from_the_set_that_released_each_wait(paged):
+    # Each flow event follows the slice it binds to; the arrow runs from the set_flag's start to
+    # the cycle its wait_flag ended, which the engine's records give as max(wait start, set end).
+    per_us = CFG.clock_ghz * 1000
+    by_task = {t.task: t for t in paged.traces}
     events = trace.events(paged)
-    starts = {e["id"]: e for e in events if e["ph"] == "s"}
-    finishes = {e["id"]: e for e in events if e["ph"] == "f"}
-    slices = {(e["pid"], e["tid"], e["ts"]): e for e in events if e["ph"] == "X" and e["cat"] == "sync"}
-    for fid, f in finishes.items():
-        wait = next(e for (pid, tid, ts), e in slices.items()
-                    if (pid, tid, ts) == (f["pid"], f["tid"], f["ts"]) and e["name"] == "wait_flag")
-        setter_index = next(t for t in paged.traces if t.task == wait["args"]["task"]).released_by[
-            wait["args"]["index"]]
-        s = starts[fid]
-        setter = slices[(s["pid"], s["tid"], s["ts"])]
-        assert setter["name"] == "set_flag" and setter["args"]["index"] == setter_index
+    ends = {}
+    for before, e in zip(events, events[1:], strict=False):
+        if e["ph"] in "sf":
+            assert (before["ph"], before["pid"], before["tid"]) == ("X", e["pid"], e["tid"])
+            ends[e["id"], e["ph"]] = (before, e)
+    flows = {fid for fid, _ in ends}
+    assert flows and len(ends) == 2 * len(flows)
+    for fid in flows:
+        (setter, s), (wait, f) = ends[fid, "s"], ends[fid, "f"]
+        assert (setter["name"], wait["name"]) == ("set_flag", "wait_flag")
+        t = by_task[wait["args"]["task"]]
+        assert setter["args"]["task"] == t.task
+        assert t.released_by[wait["args"]["index"]] == setter["args"]["index"]
+        released = max(t.start[wait["args"]["index"]], t.end[setter["args"]["index"]])
+        assert s["ts"] == setter["ts"] and f["ts"] == wait["ts"] + wait["dur"] >= s["ts"]
+        assert f["ts"] == pytest.approx(released / per_us, abs=1e-6)
 
 
 def test_hiding_sync_drops_flag_slices_and_arrows(paged):
@@ -135,3 +146,24 @@ def test_several_runs_get_separate_labelled_processes():
     assert names == ["a: memory system", "a: aic0", "b: memory system", "b: aic0"]
     with pytest.raises(ValueError, match="trace sync mode 'off'; valid: show, hide"):
         trace.events(one, sync="off")
+
+
+def test_the_timeline_table_and_the_trace_give_each_instruction_the_same_cycles(paged):
+    # set_flag especially: it frees its pipe at once (a slice of no width) but its flag is
+    # visible only `cycles` later, once the pipe's earlier work has landed.
+    task = paged.traces[0]
+    rows = timeline.instruction_table(task)[1:]
+    table = {int(row.split()[0]): [int(v) for v in row.split()[2:6]] for row in rows}
+    slices = [e for e in trace.events(paged) if e["ph"] == "X" and e.get("args", {}).get("task") == task.task]
+    assert len(slices) == len(task) == len(table)
+    sets = 0
+    for e in slices:
+        a = e["args"]
+        issue, start, end, cycles = table[a["index"]]
+        assert (a["issue_cycle"], a["start_cycle"], a["end_cycle"]) == (issue, start, end)
+        assert a["cycles"] == cycles
+        assert cycles == task.end[a["index"]] - task.start[a["index"]]
+        if e["name"] == "set_flag":
+            sets += 1
+            assert e["dur"] == a["pipe_cycles"] == 0 and cycles >= CFG.sync.flag_cycles
+    assert sets
