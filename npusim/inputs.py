@@ -54,19 +54,23 @@ def check_host_memory(program: Program, config: HardwareConfig, numerics: bool,
         return
     largest = max(program.tensors, key=lambda t: t.nbytes)
     timing = l2.host_bytes(config, program.tensors)
-    have = f"this machine has {limit / _GIB:.1f} GiB ({limit} bytes) of physical memory"
+    have = (f"its largest tensor is {_tensor(largest)}, and this machine has {limit / _GIB:.1f} GiB "
+            f"({limit} bytes) of physical memory")
     if timing > limit:
-        raise IsaError(f"program {program.name}: its GM is too large to time here: the L2 model keeps "
-                       f"{l2.HOST_BYTES_PER_LINE} bytes per {config.l2.line_bytes}-byte line of GM, "
-                       f"{timing / _GIB:.1f} GiB, and {have}; the largest tensor is {_tensor(largest)}")
+        raise IsaError(f"program {program.name} needs {_size(timing)} of host memory even to time it (the "
+                       f"L2 model keeps {l2.HOST_BYTES_PER_LINE} bytes per {config.l2.line_bytes}-byte "
+                       f"line of GM); {have}; declare smaller tensors")
     if not numerics:
         return
     gm = sum(t.nbytes for t in program.tensors) + sum(t.nbytes for t in program.tensors_of(Role.INPUT))
     if timing + gm > limit:
-        raise IsaError(f"program {program.name}: a run with numerics holds every GM tensor, the inputs "
-                       f"twice: {(timing + gm) / _GIB:.1f} GiB ({timing + gm} bytes) with the timing "
-                       f"model's; the largest is tensor {_tensor(largest)}, and {have}; --no-numerics "
-                       f"times the program without allocating any tensor")
+        raise IsaError(f"program {program.name} needs {_size(timing + gm)} of host memory for a run with "
+                       f"numerics (every GM tensor, each input twice, and the timing model's state); "
+                       f"{have}; --no-numerics times the program without allocating any tensor")
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / _GIB:.1f} GiB ({nbytes} bytes)"
 
 
 # --- .npy files -----------------------------------------------------------------------------------

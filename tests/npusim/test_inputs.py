@@ -116,8 +116,9 @@ def test_numerics_past_the_limit_names_the_tensor_the_sizes_and_the_way_out():
     with pytest.raises(IsaError) as info:
         check_host_memory(GIB_INPUT, CONFIG, numerics=True, limit=3 << 29)
     message = str(info.value)
-    assert "2.0 GiB (2183136290 bytes)" in message
-    assert "tensor x fp32[256, 1048576] of 1073741824 bytes (1.0 GiB)" in message
+    assert message.startswith("program a needs 2.0 GiB (2183136290 bytes) of host memory for a run with "
+                              "numerics")
+    assert "largest tensor is x fp32[256, 1048576] of 1073741824 bytes (1.0 GiB)" in message
     assert "this machine has 1.5 GiB (1610612736 bytes) of physical memory" in message
     assert message.endswith("--no-numerics times the program without allocating any tensor")
     check_host_memory(GIB_INPUT, CONFIG, numerics=False, limit=3 << 29)  # timing needs 34 MiB
@@ -127,7 +128,9 @@ def test_a_gm_too_large_even_to_time_says_so_without_offering_no_numerics():
     with pytest.raises(IsaError) as info:
         check_host_memory(GIB_INPUT, CONFIG, numerics=False, limit=32 << 20)
     message = str(info.value)
-    assert "too large to time here" in message and "17 bytes per 512-byte line" in message
+    # 17 bytes for each of the 2**21 + 2 lines: 35651618 bytes
+    assert message.startswith("program a needs 0.0 GiB (35651618 bytes) of host memory even to time it (the "
+                              "L2 model keeps 17 bytes per 512-byte line of GM)")
     assert "--no-numerics" not in message
 
 
