@@ -3,7 +3,9 @@
 import importlib
 
 import isa.check
-import npusim.cli
+import npusim.cli.asm
+import npusim.cli.check
+import npusim.cli.runner
 from npusim.cli import main
 from programs import tile_matmul
 
@@ -18,7 +20,9 @@ def _count_checks(monkeypatch):
         return original(program, limits)
 
     # npusim.simulate the module, not the function that `npusim` exports under that name
-    for module in (isa.check, npusim.cli, importlib.import_module("npusim.simulate")):
+    modules = (isa.check, npusim.cli.runner, npusim.cli.asm, npusim.cli.check,
+               importlib.import_module("npusim.simulate"))
+    for module in modules:
         monkeypatch.setattr(module, "check_program", counting)
     return calls
 

@@ -10,7 +10,8 @@ import importlib
 import numpy as np
 import pytest
 
-import npusim.cli
+import npusim.cli.asm
+import npusim.cli.run
 from npusim import sweep
 from npusim.cli import main
 from programs import tile_matmul
@@ -25,14 +26,14 @@ def _boom(error):
 
 @pytest.mark.parametrize("error", [KeyError("a bug"), OSError(5, "a bug"), ValueError("a bug")])
 def test_a_bug_inside_run_is_not_reported_as_a_user_mistake(error, monkeypatch, capsys):
-    monkeypatch.setattr(npusim.cli, "summary", _boom(error))
+    monkeypatch.setattr(npusim.cli.run, "summary", _boom(error))
     with pytest.raises(type(error), match="a bug"):
         main(["run", "tile-matmul", "--no-numerics"])
     assert "npusim: error:" not in capsys.readouterr().err
 
 
 def test_a_bug_inside_asm_is_not_reported_as_a_user_mistake(monkeypatch):
-    monkeypatch.setattr(npusim.cli, "random_inputs", _boom(KeyError("a bug")))
+    monkeypatch.setattr(npusim.cli.asm, "random_inputs", _boom(KeyError("a bug")))
     with pytest.raises(KeyError, match="a bug"):
         main(["asm", str(tile_matmul.ASM_PATH)])
 
