@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from isa.program import Kernel, Program
 from isa.sanitize import Finding
 from isa.types import Pipe
 from npusim.config import HardwareConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Every view lists pipes in this one order: data-flow order, the scalar front-end first.
 PIPE_ORDER = (Pipe.S, Pipe.MTE2, Pipe.MTE1, Pipe.M, Pipe.FIX, Pipe.V, Pipe.MTE3)
@@ -154,6 +157,14 @@ class Result:
     @property
     def instructions(self) -> int:
         return sum(len(t) for t in self.traces)
+
+    def to_frame(self, texts: bool = True) -> pd.DataFrame:
+        """Every executed instruction as a pandas DataFrame, one row each: the instructions table of
+        `npusim.stats` (its docstring defines the columns). `texts=False` leaves the `text` column
+        empty, sparing the printing of every instruction on large runs."""
+        from npusim import stats  # stats reads this module; pandas loads only when asked for
+
+        return stats.instructions_frame(self, texts)
 
     def by_core(self) -> dict[str, tuple[int, dict[Pipe, int]]]:
         """Per core that ran anything: (tasks it ran, occupied cycles per pipe), by core name."""

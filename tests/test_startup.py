@@ -1,7 +1,7 @@
 """Start-up (issue 14): commands that only parse arguments or list things load no torch.
 
-torch takes seconds to import, matplotlib and ml_dtypes about a second each; `npusim --help` used to
-pay all three. Each command runs in a fresh interpreter, because in this one pytest has imported
+torch takes seconds to import, matplotlib and ml_dtypes about a second each, pandas half of one;
+`npusim --help` used to pay the first three. Each command runs in a fresh interpreter, because in this one pytest has imported
 torch long ago; the child reports its exit code and which of the heavy modules it loaded.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "matplotlib", "ml_dtypes")
+HEAVY = ("torch", "matplotlib", "ml_dtypes", "pandas")
 
 CHILD = """
 import json, sys
@@ -68,3 +68,4 @@ def test_a_timing_only_paged_attention_run_loads_no_torch_and_no_ml_dtypes():
                                    "--no-numerics", "--quiet"])
     assert code == 0, out
     assert "torch" not in loaded and "ml_dtypes" not in loaded
+    assert "pandas" not in loaded  # the summary's busiest kinds come from numpy; frames only on request
