@@ -17,28 +17,74 @@ from npusim.results import PIPE_ORDER, Result
 from npusim.roofline import bounds
 
 PROGRESS_AFTER_SECONDS = 2.0
+RULE = "|sim - ref| <= atol + rtol * |ref|"  # numpy's isclose/allclose, with ref the reference
 
 
 def numerics_check(references: Mapping[str, Mapping[str, np.ndarray]], outputs: Mapping[str, np.ndarray],
                    rtol: float, atol: float) -> dict[str, Any]:
-    """Every (reference, output tensor) pair: max absolute and relative error, and whether it is close.
+    """Every (reference, output tensor) pair: max absolute and relative error, the worst element,
+    and whether every element satisfies RULE.
 
-    The relative error is taken over the elements whose reference exceeds `atol` in magnitude.
+    The relative error is taken over the elements whose reference exceeds `atol` in magnitude. It
+    can exceed rtol in a match: atol widens every element's allowance (`worst_element`).
     """
     rows = []
     for ref_name, expected in references.items():
         for name, want in expected.items():
             got = outputs[name].astype(np.float64)
             want64 = want.astype(np.float64)
-            err = np.abs(got - want64)
+            with np.errstate(invalid="ignore"):  # inf - inf: a NaN error, as numpy's isclose judges it
+                err = np.abs(got - want64)
             # Relative error only where the reference is larger than atol: near zero it means nothing.
             sized = np.abs(want64) > atol
             rel = float((err[sized] / np.abs(want64[sized])).max()) if sized.any() else 0.0
             rows.append({"reference": ref_name, "tensor": name, "max_abs_error": float(err.max()),
                          "max_rel_error": rel,
-                         "match": bool(np.allclose(got, want64, rtol=rtol, atol=atol))})
-    return {"checked": True, "rtol": rtol, "atol": atol, "match": all(r["match"] for r in rows),
+                         "match": bool(np.allclose(got, want64, rtol=rtol, atol=atol)),
+                         **worst_element(got, want64, rtol, atol)})
+    return {"checked": True, "rtol": rtol, "atol": atol, "rule": RULE, "match": all(r["match"] for r in rows),
             "comparisons": rows}
+
+
+def worst_element(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> dict[str, Any]:
+    """The element nearest to failing RULE (or furthest past it), and how many fail.
+
+    `margin` is the allowance atol + rtol * |ref| less |sim - ref|: positive, the element passes
+    by that much; negative, it fails by that much. A NaN, or an infinity the reference does not
+    share, fails without a margin (None); equal infinities pass, as numpy's isclose says.
+    """
+    close = np.isclose(got, want, rtol=rtol, atol=atol)
+    with np.errstate(invalid="ignore"):
+        error, allowed = np.abs(got - want), atol + rtol * np.abs(want)
+        margin = allowed - error
+    margin = np.where(close, np.nan_to_num(margin, nan=np.inf, posinf=np.inf),
+                      np.nan_to_num(np.minimum(margin, 0.0), nan=-np.inf, neginf=-np.inf))
+    k = int(np.argmin(margin))
+    return {"worst": {"index": [int(i) for i in np.unravel_index(k, got.shape)], "sim": float(got.flat[k]),
+                      "ref": float(want.flat[k]), "error": float(error.flat[k]),
+                      "allowed": float(allowed.flat[k]),
+                      "margin": float(margin.flat[k]) if np.isfinite(margin.flat[k]) else None},
+            "failing": int(close.size - np.count_nonzero(close)), "elements": int(close.size)}
+
+
+def comparison_text(row: Mapping[str, Any]) -> str:
+    """Two lines on one compared tensor: its largest errors, then the rule and the element that
+    decided it, so a relative error above rtol in a match reads as what it is (the tolerances
+    themselves are in the heading above these lines)."""
+    w = row["worst"]
+    where = f"{row['tensor']}[{', '.join(map(str, w['index']))}]"
+    if row["match"]:
+        verdict = f"nearest to the limit: {where}"
+        outcome = "within it" if w["margin"] is None else f"within by {w['margin']:.3e}"
+        outcome += ": match"
+    else:
+        verdict = f"furthest past the limit: {where}"
+        outcome = "not comparable (NaN or infinity)" if w["margin"] is None else f"over by {-w['margin']:.3e}"
+        outcome += f"; {row['failing']} of {row['elements']} element(s) over: MISMATCH"
+    return (f"    max |sim - ref| = {row['max_abs_error']:.3e}, max relative (where |ref| > atol) = "
+            f"{row['max_rel_error']:.3e}\n"
+            f"    rule {RULE}; {verdict}, sim {w['sim']:.6g}, ref {w['ref']:.6g}: |sim - ref| = "
+            f"{w['error']:.3e}, allowed {w['allowed']:.3e}, {outcome}")
 
 
 def record(result: Result, program: str, parameters: Mapping[str, Any], overrides: Mapping[str, Any],
