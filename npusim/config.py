@@ -271,7 +271,7 @@ _IDENTITY = ("name", "description")
 def _field(key: Any) -> tuple[type, Valid | None]:
     """The type and range of a dotted key (a section's key: its dataclass, None); ConfigError if unknown."""
     if not isinstance(key, str):
-        raise _unknown_key(shown(key))
+        raise _unknown_key(str(key))
     cls: Any = HardwareConfig
     found: tuple[type, Valid | None] = (cls, None)
     for part in key.split("."):
