@@ -6,12 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from npusim import stats
 from npusim.results import PIPE_ORDER, SHOWN_PIPES, Result
 from npusim.roofline import Bounds, bounds
 
+TOP_KINDS = 5  # instruction kinds the summary lists under "where the time goes"
+
 
 def summary(result: Result) -> str:
-    """Cycles, time, per-pipe busy cycles and utilisation, and GM traffic of one run."""
+    """Cycles, time, per-pipe busy cycles and utilisation, the busiest instruction kinds, GM traffic
+    and the speed-of-light bounds of one run."""
     clock = result.config.clock_ghz
     cores = result.by_core()
     lines = [f"timing: {result.cycles} cycles = {result.seconds * 1e6:.3f} us at {clock:g} GHz "
@@ -24,6 +28,7 @@ def summary(result: Result) -> str:
     for pipe in PIPE_ORDER:
         if busy[pipe]:
             lines.append(f"  {pipe.value:<6} {busy[pipe]:>11}  {100 * utilization[pipe]:5.1f}%")
+    lines += where_the_time_goes(result)
     mem = result.memory
     lines.append(f"  GM: {mem.hbm_read_bytes / 1e6:.3f} MB read from HBM, {mem.l2_hit_bytes / 1e6:.3f} MB "
                  f"from L2 (hit rate {100 * mem.l2_hit_rate:.0f}%), {mem.hbm_write_bytes / 1e6:.3f} MB "
@@ -31,6 +36,19 @@ def summary(result: Result) -> str:
                  f"{mem.peak_gbps:.0f} GB/s at peak")
     lines.append(roofline_line(bounds(result)))
     return "\n".join(lines)
+
+
+def where_the_time_goes(result: Result, n: int = TOP_KINDS) -> list[str]:
+    """The `n` instruction kinds with the most busy cycles: count, busy cycles, share of their pipe's."""
+    top = stats.top_kinds(result, n)
+    if not top:
+        return []
+    width = max(len(k.mnemonic) for k in top)
+    lines = [f"  where the time goes: the {len(top)} instruction kinds with the most busy cycles",
+             f"  {'kind':<{width}}  {'pipe':<5} {'count':>9} {'busy cycles':>12}  % of the pipe's busy"]
+    lines += [f"  {k.mnemonic:<{width}}  {k.pipe.value:<5} {k.count:>9} {k.busy:>12}  {100 * k.share:5.1f}%"
+              for k in top]
+    return lines
 
 
 def roofline_line(b: Bounds) -> str:

@@ -144,5 +144,4 @@ def print_check(check: Mapping[str, Any], outs: Mapping[str, np.ndarray], out: O
             reference = row["reference"]
             out(f"numerics against {reference} ({tol}):")
         out(describe(row["tensor"], outs[row["tensor"]]))
-        out(f"    max |sim - ref| = {row['max_abs_error']:.3e}, max relative (where |ref| > atol) = "
-            f"{row['max_rel_error']:.3e}: {'match' if row['match'] else 'MISMATCH'}")
+        out(outputs.comparison_text(row))
