@@ -272,14 +272,12 @@ def _field(key: Any) -> tuple[type, Valid | None]:
     """The type and range of a dotted key (a section's key: its dataclass, None); ConfigError if unknown."""
     if not isinstance(key, str):
         raise _unknown_key(str(key))
-    cls: Any = HardwareConfig
-    found: tuple[type, Valid | None] = (cls, None)
+    found: tuple[type, Valid | None] = (HardwareConfig, None)
     for part in key.split("."):
-        fields = _fields(cls) if dataclasses.is_dataclass(cls) else {}
+        fields = _fields(found[0]) if dataclasses.is_dataclass(found[0]) else {}
         if part not in fields:
             raise _unknown_key(key)
         found = fields[part]
-        cls = found[0]
     return found
 
 
