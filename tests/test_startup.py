@@ -1,8 +1,9 @@
 """Start-up (issue 14): commands that only parse arguments or list things load no torch.
 
 torch takes seconds to import, matplotlib and ml_dtypes about a second each, pandas half of one;
-`npusim --help` used to pay the first three. Each command runs in a fresh interpreter, because in this one pytest has imported
-torch long ago; the child reports its exit code and which of the heavy modules it loaded.
+`npusim --help` used to pay the first three. Each command runs in a fresh interpreter, because in
+this one pytest has imported torch long ago; the child reports its exit code and which of the
+heavy modules it loaded.
 """
 
 import json
