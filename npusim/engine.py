@@ -225,7 +225,8 @@ class CoreRun:
                 return -1
             done = max(t_issue, *(max(ps.done_at, ps.synced_at) for ps in self.pipes.values()))
         self.issue[idx] = self.start[idx] = t_issue
-        self.busy_end[idx] = self.end[idx] = done
+        if kind != _SET:  # a set's end is when it fires, as `_set_flag` recorded
+            self.busy_end[idx] = self.end[idx] = done
         return done
 
     def _resume_issue(self, event: simpy.Event) -> None:

@@ -248,6 +248,14 @@ def test_back_to_back_accumulating_mmads_add_up_in_order_without_a_barrier():
     np.testing.assert_array_equal(result.tensors["c"], interpret(program, values, CFG.core_limits())["c"])
 
 
+def test_a_set_flag_on_s_records_when_it_fires_as_a_set_on_a_pipe_does():
+    # S issues the set at cycle issue_cycles and is free at once; the flag is visible flag_cycles later,
+    # which is when the V wait is released, and what the set's record says (the timeline and trace read it).
+    t = run(SetFlag(Pipe.S, Pipe.V, 0), WaitFlag(Pipe.S, Pipe.V, 0)).traces[0]
+    assert t.issue[0] == t.start[0] == t.busy_end[0] == FE.issue_cycles
+    assert t.end[0] == FE.issue_cycles + SY.flag_cycles == t.end[1]
+
+
 def test_front_end_flags_are_judged_in_cycle_order_not_in_run_ahead_order():
     # The front-end issues the second set at cycle 14, after V consumed the first (at cycle ~6): fine,
     # although the front-end reaches it in Python before V has run at all.
