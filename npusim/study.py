@@ -103,13 +103,6 @@ def build(workload: registry.Workload, request: Request, file: Mapping[str, Any]
     return Study(workload, preset, config, points, swept, baseline, numerics, metric, x_key)
 
 
-def tally(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
-    """(points that failed, points whose numbers did not match their reference) among `rows`."""
-    failed = sum(row.get("status") == "error" for row in rows)
-    mismatched = sum(row.get("numerics") == "MISMATCH" for row in rows)
-    return failed, mismatched
-
-
 class _Options:
     """A workload's program options as a study names and types them."""
 
@@ -125,11 +118,12 @@ class _Options:
         return found
 
     def typed(self, opt: registry.Option, value: Any, where: str) -> Any:
-        """`value` as the option takes it (text parsed), or SweepError naming the option."""
-        try:
-            return opt.parse(value) if isinstance(value, str) and opt.parse is not str else value
-        except ValueError as err:  # Option.parse's contract: ValueError with a message for the user
-            raise SweepError(f"option {opt.name}: {err}") from None
+        """`value` as the option takes it (text parsed), or SweepError naming `where` and what is valid."""
+        if isinstance(value, str) and opt.parse is not str:
+            value = _parsed(opt, value, where)
+        if opt.choices is not None and value not in opt.choices:
+            raise SweepError(f"{where}: {value!r} is not a {opt.name}; valid: {', '.join(opt.choices)}")
+        return value
 
     def swept(self, file: Mapping[str, Any], request: Request) -> dict[str, list[Any]]:
         """Swept program options: the file's [vary], then each --vary OPTION=V1,V2."""
@@ -152,6 +146,20 @@ class _Options:
             opt = self.get(name, "[options]")
             fixed[opt.name] = self.typed(opt, value, f"[options] {opt.name}")
         return fixed | {name: value for name, value in request.options.items() if name in self.by_name}
+
+
+def _parsed(opt: registry.Option, text: str, where: str) -> Any:
+    """An option's value from its text; an integer option says so in the project's words."""
+    if opt.parse is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise SweepError(f"{where}: {text!r} is not a whole number; {opt.name} takes integers, "
+                             f"e.g. {opt.name}=1,2") from None
+    try:
+        return opt.parse(text)
+    except ValueError as err:  # Option.parse's contract: ValueError with a message for the user
+        raise SweepError(f"{where}: {err}") from None
 
 
 def _swept_keys(config: HardwareConfig, file: Mapping[str, Any], request: Request) -> dict[str, list[Any]]:

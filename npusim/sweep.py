@@ -80,7 +80,8 @@ class Outcome:
     rows: list[dict[str, Any]]
     computed: int = 0
     cached: int = 0
-    failed: int = 0
+    failed: int = 0  # points the program or the chip refused: their rows say why
+    mismatched: int = 0  # points whose outputs did not match their references (with numerics)
     interrupted: bool = False
     seconds: float = 0.0
 
@@ -305,6 +306,7 @@ def run(
     except KeyboardInterrupt:
         outcome.interrupted = True
     outcome.failed = sum(row.get("status") == "error" for row in outcome.rows)
+    outcome.mismatched = sum(row.get("numerics") == "MISMATCH" for row in outcome.rows)
     outcome.seconds = time.monotonic() - started
     return outcome
 

@@ -17,17 +17,26 @@ from npusim import plots, study, sweep
 from npusim.cli import common
 from programs import registry
 
+EXIT_STATUS = """exit status:
+  0    every point ran (and, with --numerics, matched its reference)
+  1    the table is written, but some point failed (its error column says why) or did not match
+  2    a mistake in the command or the sweep file, reported before any point runs
+  130  interrupted: finished points stay in the cache and the same command finishes the rest; the
+       table goes to FILE.partial.csv, never over the complete table of an earlier sweep
+"""
+
 
 def add_parser(sub: Any) -> None:
     example = ("npusim sweep paged-attention --batch 8 --vary variant=1block,2block "
                "--set hbm.bandwidth_gbps=800,1600,3200 --baseline variant=1block --plot s.png")
     sweep_cmd = common.command(sub, "sweep", "simulate a program over swept preset keys and program options",
-                               example)
+                               example, EXIT_STATUS)
     programs = sweep_cmd.add_subparsers(dest="program", required=True, metavar="PROGRAM",
                                         help=f"one of: {', '.join(registry.WORKLOADS)}")
     for workload in registry.WORKLOADS.values():
         p = common.command(programs, workload.name, f"sweep {workload.name} over preset keys and its options",
-                           f"npusim sweep {workload.name} --set hbm.bandwidth_gbps=800,1600,3200 --jobs 2")
+                           f"npusim sweep {workload.name} --set hbm.bandwidth_gbps=800,1600,3200 --jobs 2",
+                           EXIT_STATUS)
         common.add_program_options(p, workload, keep_defaults=False)
         _add_sweep_options(p)
 
@@ -52,7 +61,8 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", metavar="ADDRESS", help="run the points on this Dask scheduler "
                    "(e.g. tcp://10.0.0.5:8786) instead of local processes")
     g.add_argument("--out", type=Path, metavar="FILE.csv", help="the table as CSV, plus FILE.parquet when "
-                   "pandas and pyarrow are installed (default: PROGRAM_sweep.csv)")
+                   "pandas and pyarrow are installed (default: PROGRAM_sweep.csv); an interrupted sweep "
+                   "writes FILE.partial.csv instead")
     g.add_argument("--plot", type=Path, metavar="FILE.png", help="the metric against the first swept key, "
                    "one line per value of the others")
     g.add_argument("--x", dest="x_key", metavar="KEY", help="the swept key on --plot's x axis (default: the "
@@ -121,7 +131,7 @@ def _run(s: study.Study, args: argparse.Namespace, jobs: int) -> sweep.Outcome:
 def _table_path(s: study.Study, args: argparse.Namespace, interrupted: bool) -> Path:
     """--out (default PROGRAM_sweep.csv); an interrupted sweep's table goes beside it, as NAME.partial.csv."""
     out: Path = args.out or Path(f"{s.workload.name.replace('-', '_')}_sweep.csv")
-    return out
+    return out.with_name(f"{out.stem}.partial{out.suffix}") if interrupted else out
 
 
 def _report(s: study.Study, args: argparse.Namespace, jobs: int, outcome: sweep.Outcome) -> int:
@@ -147,7 +157,7 @@ def _report(s: study.Study, args: argparse.Namespace, jobs: int, outcome: sweep.
         print(f"interrupted: {done} of {len(s.points)} points finished and are kept; run the same command "
               f"again to finish the rest", file=sys.stderr)
         return common.INTERRUPTED
-    return common.OK
+    return _verdict(outcome)
 
 
 def _plot(s: study.Study, path: Path, columns: list[str], values: list[list[Any]], rows: list[dict[str, Any]],
@@ -160,3 +170,18 @@ def _plot(s: study.Study, path: Path, columns: list[str], values: list[list[Any]
         print(f"plot: {path}")
     else:
         print(f"plot: not drawn, no point ran ({failed} failed)", file=sys.stderr)
+
+
+def _verdict(outcome: sweep.Outcome) -> int:
+    """OK if every point ran (and matched its reference); else MISMATCH, saying how many did not."""
+    total = len(outcome.rows)
+    problems = []
+    if outcome.failed:
+        problems.append(f"{outcome.failed} of {total} point(s) failed (the table's error column says why)")
+    if outcome.mismatched:
+        problems.append(f"{outcome.mismatched} of {total} point(s) did not match their reference "
+                        f"(the numerics column)")
+    if not problems:
+        return common.OK
+    print(f"sweep: {'; '.join(problems)}", file=sys.stderr)
+    return common.MISMATCH

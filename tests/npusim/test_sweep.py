@@ -349,7 +349,7 @@ def test_a_sweep_whose_points_all_fail_still_writes_its_table(tmp_path, capsys):
         "--out",
         str(tmp_path / "t.csv"),
     ]
-    assert main(argv) == 0
+    assert main(argv) == 1  # the table is written, but no point ran
     captured = capsys.readouterr()
     assert "2 failed" in captured.out and "plot: not drawn, no point ran (2 failed)" in captured.err
     assert not (tmp_path / "p.png").exists()
