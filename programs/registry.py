@@ -109,13 +109,15 @@ def _matmul(params: dict[str, Any], cube_cores: int, config: Hardware | None,
     m, n, k = params["m"], params["n"], params["k"]
     for name in ("m", "n", "k"):
         if params[name] < 1:
-            raise ValueError(f"matmul --{name} must be at least 1, got {params[name]}")
-    if params["cores"] < 0:
-        raise ValueError(f"matmul --cores must be 0 (all) or more, got {params['cores']}")
+            raise ValueError(f"--{name} must be at least 1, got {params[name]}")
+    if not 0 <= params["cores"] <= cube_cores:
+        raise ValueError(f"--cores {params['cores']}: the chip has {cube_cores} cube cores; give 1 to "
+                         f"{cube_cores}, or 0 for all")
     dtype = _DTYPES[params["dtype"]]
     cores = params["cores"] or cube_cores
     build = matmul.build if params["variant"] == "panels" else matmul.build_per_tile
     program = build(m, n, k, cores, dtype, config)
+    params = params | {"cores": len(program.tasks)}  # the cores it uses: a task each, at most `cores`
     return Instance(program, params, lambda: matmul.inputs(m, n, k, dtype, params["seed"]),
                     lambda values: {"torch fp32": matmul.reference(values)}, rtol=1e-4, atol=1e-4)
 

@@ -60,7 +60,7 @@ def test_asm_runs_a_file_with_given_inputs(tmp_path, capsys):
          "num_heads 12 is not a multiple of num_kv_heads 8"),
         (["run", "paged-attention", "--batch", "1", "--context-len", "300", "--head-dim", "256"],
          "does not fit preset 910b2: kernel qk_matmul_2b, instruction 8 `move     L0B[0x0000] bf16[256,256]"),
-        (["run", "matmul", "--m", "0"], "matmul --m must be at least 1, got 0"),
+        (["run", "matmul", "--m", "0"], "error: matmul: --m must be at least 1, got 0\n"),
         (["run", "matmul", "--dtype", "fp32"], "argument --dtype: invalid choice: 'fp32'"),
         (["run", "tile-matmul", "--bogus"], "unrecognized arguments: --bogus"),
         (["run", "tile-matmul", "--preset", "nope"], "unknown preset 'nope'"),
@@ -176,7 +176,7 @@ def test_the_full_output_command(tmp_path, capsys):
     assert doc["otherData"]["runs"][0]["cycles"] == record["cycles"]
     slices = [e for e in doc["traceEvents"] if e["ph"] == "X" and e.get("cat") != "task"]
     assert len(slices) == record["instructions"]
-    assert imread(plot_path).shape[:2] == (1200, 1400)
+    assert imread(plot_path).shape[:2] == (1600, 1400)  # 14 x 16 inches at 100 dpi: four panels
 
 
 def test_compare_writes_a_two_variant_trace_and_a_chart(tmp_path, capsys):
