@@ -26,6 +26,8 @@ from isa.errors import IsaError
 from npusim.cli import asm, check, common, compare, listing, run, sweep
 from npusim.cli.common import INTERRUPTED, USER_ERROR, UsageError
 from npusim.config import ConfigError
+from npusim.plot_canvas import PlotError
+from npusim.stats import StatsError
 from npusim.sweep import SweepError
 from npusim.timeline import TimelineError
 from npusim.validation import ValidationError
@@ -33,7 +35,8 @@ from npusim.validation import command as validate
 
 __all__ = ["USER_ERRORS", "UsageError", "main"]
 
-USER_ERRORS = (IsaError, ConfigError, UsageError, TimelineError, SweepError, ValidationError)
+USER_ERRORS = (IsaError, ConfigError, UsageError, TimelineError, SweepError, ValidationError, PlotError,
+               StatsError)
 """The project's errors that name a user's mistake (SyncError and DeadlockError are IsaErrors). Any
 other exception is a bug and keeps its traceback, a KeyError or OSError included."""
 

@@ -28,7 +28,7 @@ def add_parser(sub: Any) -> None:
 def check_only(program: Program, config: HardwareConfig, args: argparse.Namespace, out: common.Out) -> int:
     """The static checks and the sanitizer's findings; exit status 3 if there are any."""
     check_program(program, config.limits_by_kind())
-    runner.announce(program, config, out, args.listing)
+    runner.announce(program, common.ran_on(args, config), out, args.listing)
     findings = sanitize(program)
     out(sanitizer.report(findings))
     if getattr(args, "json", False):

@@ -76,7 +76,9 @@ def add_numerics_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_listing_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--listing", action="store_true", help="print the program's assembly before running it")
+    p.add_argument("--listing", action="store_true",
+                   help="print the program's assembly before running it: each kernel once, in full for "
+                        "the first task that runs it, then the other tasks running a kernel of that name")
 
 
 def add_sanitize_option(p: argparse.ArgumentParser) -> None:
@@ -86,13 +88,15 @@ def add_sanitize_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_output_options(p: argparse.ArgumentParser, single_run: bool) -> None:
-    """The views a run writes; `single_run` adds those that show one run (timeline, core, dump)."""
+    """The views a run writes; `single_run` adds those that show one run (timeline, core, dump).
+
+    Every path named here is checked before the run (`npusim.cli.views.check_paths`)."""
     g = p.add_argument_group("output")
     if single_run:
         g.add_argument("--timeline", action="store_true",
                        help="print a text timeline: chip summary, or lanes per pipe of --core/--task")
-        g.add_argument("--core", metavar="NAME", help="timeline and plot: this core, e.g. aic0")
-        g.add_argument("--task", metavar="NAME", help="timeline: this task and its instructions")
+        g.add_argument("--core", metavar="NAME", help="--timeline and --plot: this core, e.g. aic0")
+        g.add_argument("--task", metavar="NAME", help="--timeline: this task and its instructions")
         g.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                        help="timeline colours (default: auto: a terminal and no NO_COLOR)")
     g.add_argument("--trace", metavar="FILE.json", type=Path,
@@ -100,8 +104,18 @@ def add_output_options(p: argparse.ArgumentParser, single_run: bool) -> None:
     g.add_argument("--trace-sync", choices=trace.SYNC_MODES, default="show",
                    help="'hide' leaves set_flag/wait_flag/barrier slices out of the trace (default: show)")
     g.add_argument("--plot", metavar="FILE.png", type=Path,
-                   help="write a figure: utilization per core, a core's pipes, HBM bandwidth"
-                        if single_run else "write a bar chart of the variants side by side")
+                   help="write a figure: utilization per core, busy share over time, a core's pipes, HBM "
+                        "bandwidth" if single_run else
+                        "write a figure: the variants side by side, then over time (HBM, each pipe), one "
+                        "colour per variant")
+    g.add_argument("--roofline", metavar="FILE.png", type=Path,
+                   help="write a roofline plot: the run" + ("" if single_run else ", each variant")
+                        + " against the preset's cube and HBM ceilings")
+    g.add_argument("--stats", metavar="DIR", type=Path,
+                   help="write instructions.csv, kinds.csv and pipes.csv (where the time went) into DIR"
+                        + ("" if single_run else "/VARIANT") + " (made if missing)")
+    g.add_argument("--report", metavar="FILE.html", type=Path,
+                   help="write one self-contained HTML page: summary, plots, tables, speed of light")
     g.add_argument("--json", action="store_true",
                    help="print one JSON object on stdout (the text goes to stderr)")
     if single_run:
@@ -130,6 +144,35 @@ def config(args: argparse.Namespace) -> tuple[HardwareConfig, dict[str, Any]]:
     base = preset(args.preset)
     overrides = dict(parse_override(o, base) for o in args.overrides)
     return (base.replace(overrides) if overrides else base), overrides
+
+
+def preset_label(args: argparse.Namespace, config: HardwareConfig) -> str:
+    """The preset as the user named it: `910b2`, or `my.toml (910b2-fast)` for a file, with its name."""
+    return config.name if args.preset == config.name else f"{args.preset} ({config.name})"
+
+
+def ran_on(args: argparse.Namespace, config: HardwareConfig) -> str:
+    """`preset P with key=value, ...`: the chip a run used and the --set overrides as given."""
+    changed = f" with {', '.join(args.overrides)}" if args.overrides else ""
+    return f"preset {preset_label(args, config)}{changed}"
+
+
+def check_file(option: str, path: Path, example: str) -> None:
+    """An output file the run will write: its folder must exist, and it must not be a folder itself
+    (`example`: a file name to suggest inside it)."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; name a file, e.g. {path / example}")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
+
+
+def check_directory(option: str, path: Path) -> None:
+    """An output directory the run will make if missing: not a file, nor below one."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: is a file; give a directory (made if missing)")
+    existing = next((p for p in path.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is a file, so the directory cannot be made")
 
 
 def check_folders(args: argparse.Namespace, *options: str) -> None:

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from npusim import plots, trace
-from npusim.cli import common, runner
+from npusim.cli import common, runner, views
+from npusim.inputs import check_host_memory
 from npusim.report import compare_table
 from programs import registry
 
@@ -23,7 +24,11 @@ def _variant_list(workload: registry.Workload) -> Any:
         if bad or not names:
             raise argparse.ArgumentTypeError(f"unknown variant {', '.join(bad) or repr(text)}; "
                                              f"valid: {', '.join(workload.variants)}")
-        return list(dict.fromkeys(names))
+        repeated = sorted({v for v in names if names.count(v) > 1})
+        if repeated:
+            raise argparse.ArgumentTypeError(f"{', '.join(repeated)} given twice; name each variant once, "
+                                             f"from {', '.join(workload.variants)}")
+        return names
 
     return variants
 
@@ -52,10 +57,12 @@ def command(args: argparse.Namespace) -> int:
     workload = registry.get(args.program)
     config, overrides = common.config(args)
     out = common.Out(args)
-    common.check_folders(args, "trace", "plot")
+    views.check_paths(args, args.variants)
     shared: dict[Any, Any] = {}  # one problem: the variants draw its inputs and plain reference once
     instances = [runner.build(workload, args, config, shared, variant=v)  # all checked first
                  for v in args.variants]
+    for instance in instances:
+        check_host_memory(instance.program, config, args.numerics)
     roofline = runner.roofline(workload, instances[0], config)  # the variants read the same bytes
     found = []
     for variant, instance in zip(args.variants, instances, strict=True):
@@ -69,11 +76,14 @@ def command(args: argparse.Namespace) -> int:
     rows = [(v, d.result, None if d.check is None else d.check["match"])
             for v, d in zip(args.variants, runs, strict=True)]
     common_params = {k: v for k, v in instances[0].params.items() if k != "variant"}
-    title = (f"{workload.name} {runner.params_text(common_params)} on preset {config.name}"
-             + (f" with {', '.join(args.overrides)}" if args.overrides else ""))
+    title = f"{workload.name} {runner.params_text(common_params)} on {common.ran_on(args, config)}"
     out(title)
     out(compare_table(rows, roofline))
     _write_outputs(args, out, rows, title)
+    views.write_shared(args, out, [(v, r) for v, r, _ in rows], workload.name, title,
+                       common.preset_label(args, config),
+                       {v: runner.numerics_text(d.check, d.result.tensors or {})
+                        for v, d in zip(args.variants, runs, strict=True)})
     if args.json:
         base = rows[0][1].cycles
         records = [{**d.record, "speedup": base / d.record["cycles"] if d.record["cycles"] else None}
@@ -84,7 +94,7 @@ def command(args: argparse.Namespace) -> int:
 
 def _write_outputs(args: argparse.Namespace, out: common.Out, rows: list[tuple[str, Any, bool | None]],
                    title: str) -> None:
-    """The trace (a block of processes per variant) and the bar chart, if asked for."""
+    """The trace (a block of processes per variant) and the figure, if asked for."""
     if args.trace is not None:
         with common.user_file("--trace", args.trace, "write"):
             count = trace.write(args.trace, [(variant, result) for variant, result, _ in rows],

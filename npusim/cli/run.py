@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from npusim.cli import common, runner, views
+from npusim.inputs import check_host_memory
 from npusim.report import summary
 from programs import registry
 
@@ -29,10 +30,15 @@ def command(args: argparse.Namespace) -> int:
     workload = registry.get(args.program)
     config, overrides = common.config(args)
     out = common.Out(args)
+    views.check_views(args)
+    views.check_paths(args)
     instance = runner.build(workload, args, config)
     views.check_outputs(instance.program, config, args, args.numerics)
-    out(f"{workload.name} {runner.params_text(instance.params)}: {workload.summary}")
-    runner.announce(instance.program, config, out, args.listing)  # build ran the checks
+    check_host_memory(instance.program, config, args.numerics)
+    what = f"{workload.name} {runner.params_text(instance.params)}"
+    out(f"{what}: {workload.summary}")
+    ran_on = common.ran_on(args, config)
+    runner.announce(instance.program, ran_on, out, args.listing)  # build ran the checks
     findings = runner.sanitize_first(instance.program, args, out)
     roofline = runner.roofline(workload, instance, config)
     job = runner.Job.of(workload, instance, args.numerics, roofline, findings)
@@ -40,9 +46,12 @@ def command(args: argparse.Namespace) -> int:
     out(summary(done.result))
     if roofline is not None:
         out("  " + roofline.line(done.result))
-    if done.check is None:
-        out("numerics: off (--no-numerics): timing only, no reference check")
-    else:
-        runner.print_check(done.check, done.result.tensors or {}, out)
-    views.write_outputs(done.result, args, out, done.record)
+    numerics = runner.numerics_text(done.check, done.result.tensors or {})
+    out(numerics)
+    preset = common.preset_label(args, config)
+    views.write_outputs(done.result, args, out, done.record, preset)
+    label = instance.params.get("variant") or workload.name
+    views.write_shared(args, out, [(label, done.result)], workload.name, f"{what} on {ran_on}", preset,
+                       {label: numerics})
+    views.print_json(args, done.record)
     return common.status(bool(findings), [done.check])

@@ -17,7 +17,7 @@ import numpy as np
 from isa.asm import format_listing
 from isa.check import check_program
 from isa.errors import CheckError
-from isa.program import Program
+from isa.program import Program, Task
 from isa.sanitize import Finding, sanitize
 from isa.types import dtype_of
 from npusim import outputs, sanitizer
@@ -59,12 +59,40 @@ def roofline(workload: registry.Workload, instance: registry.Instance,
     return None if nbytes is None else HbmRoofline(nbytes, workload.must_read_what, config.hbm.bandwidth_gbps)
 
 
-def announce(program: Program, config: HardwareConfig, out: Out, listing: bool) -> None:
-    """Say that the (already run) static checks passed, and print the listing if asked."""
+def announce(program: Program, ran_on: str, out: Out, listing: bool) -> None:
+    """Say on what (`common.ran_on`) the static checks passed, and print the listing if asked."""
     count = sum(len(k) for k in program.kernels)
-    out(f"preset {config.name}; static checks passed ({len(program.tasks)} task(s), {count} instructions)")
+    out(f"{ran_on}; static checks passed ({len(program.tasks)} task(s), {count} instructions)")
     if listing:
-        out("\n" + format_listing(program))
+        out("\n" + kernel_listing(program))
+
+
+LISTED_NAMES = 8
+"""How many of the other tasks running a kernel the listing names."""
+
+
+def kernel_listing(program: Program) -> str:
+    """The program's assembly with each kernel once: in full for the first task that runs a kernel
+    of its name, then a comment naming the other tasks that run one (their operands may differ).
+
+    A program whose tasks all run kernels of their own names (tile-matmul, matmul) is listed whole,
+    as `isa.asm.format_listing`; paged attention's thousands of tasks run four kernels.
+    """
+    groups: dict[str, list[Task]] = {}
+    for task in program.tasks:
+        groups.setdefault(task.kernel.name, []).append(task)
+    if all(len(tasks) == 1 for tasks in groups.values()):
+        return format_listing(program)
+    firsts = Program(program.name, program.tensors, tuple(tasks[0] for tasks in groups.values()))
+    lines = [f"# {len(program.tasks)} tasks run {len(groups)} kernels: each kernel listed once, for the "
+             f"first task that runs it", format_listing(firsts).rstrip("\n")]
+    for name, tasks in groups.items():
+        others = [t.name for t in tasks[1:]]
+        if others:
+            more = f", ... ({len(others) - LISTED_NAMES} more)" if len(others) > LISTED_NAMES else ""
+            lines.append(f"# kernel {name} runs in {len(tasks)} tasks (operands may differ): {tasks[0].name} "
+                         f"(listed), {', '.join(others[:LISTED_NAMES])}{more}")
+    return "\n".join(lines) + "\n"
 
 
 def sanitize_first(program: Program, args: argparse.Namespace, out: Out) -> list[Finding] | None:
@@ -135,13 +163,21 @@ def describe(name: str, value: np.ndarray) -> str:
     return f"  {name} {dtype_of(value.dtype).value}{list(value.shape)}: first values {head}{poisoned}"
 
 
-def print_check(check: Mapping[str, Any], outs: Mapping[str, np.ndarray], out: Out) -> None:
-    """The numerics check: per reference, each output's first values and its errors against it."""
+def numerics_text(check: Mapping[str, Any] | None, outs: Mapping[str, np.ndarray]) -> str:
+    """The numerics check as printed: per reference, each output's first values and its errors
+    against it; one line saying it is off when the run computed no numbers."""
+    if check is None:
+        return "numerics: off (--no-numerics): timing only, no reference check"
     tol = f"rtol={check['rtol']:g}, atol={check['atol']:g}"
-    reference = None
+    lines, reference = [], None
     for row in check["comparisons"]:
         if row["reference"] != reference:
             reference = row["reference"]
-            out(f"numerics against {reference} ({tol}):")
-        out(describe(row["tensor"], outs[row["tensor"]]))
-        out(outputs.comparison_text(row))
+            lines.append(f"numerics against {reference} ({tol}):")
+        lines += [describe(row["tensor"], outs[row["tensor"]]), outputs.comparison_text(row)]
+    return "\n".join(lines)
+
+
+def print_check(check: Mapping[str, Any], outs: Mapping[str, np.ndarray], out: Out) -> None:
+    """The numerics check printed through `out` (`numerics_text`)."""
+    out(numerics_text(check, outs))

@@ -90,10 +90,11 @@ def test_an_input_that_is_not_npy_is_a_user_mistake(tmp_path, capsys):
 @pytest.mark.parametrize("option", ["--trace", "--plot"])
 def test_an_unwritable_output_names_the_option_and_the_path(option, tmp_path, capsys):
     folder = tmp_path / "out.png"
-    folder.mkdir()  # a folder where a file should go: its parent exists, so only the write can tell
+    folder.mkdir()  # a folder where a file should go: refused before the run
     assert main(["run", "tile-matmul", "--no-numerics", option, str(folder)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"npusim: error: {option} {folder}: cannot write it: ") and err.count("\n") == 1
+    assert err.startswith(f"npusim: error: {option} {folder}: is a folder; name a file")
+    assert err.count("\n") == 1
 
 
 def test_an_unwritable_dump_names_the_option_and_the_path(tmp_path, capsys):
@@ -101,7 +102,8 @@ def test_an_unwritable_dump_names_the_option_and_the_path(tmp_path, capsys):
     blocker.write_text("")
     assert main(["run", "tile-matmul", "--dump", str(blocker / "d")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"npusim: error: --dump {blocker / 'd'}: cannot write it: ")
+    made = f"{blocker} is a file, so the directory cannot be made"
+    assert err == f"npusim: error: --dump {blocker / 'd'}: {made}\n"
 
 
 def test_an_unwritable_sweep_table_and_cache_name_their_option(tmp_path, capsys):
