@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -87,5 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"npusim: error: {err}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:  # Ctrl-C, wherever it lands: an import, building, simulating, writing
+        if argv is None:  # the npusim program itself, not a caller in Python
+            # The user asked to stop: a second interrupt while the interpreter shuts down must not
+            # end the process by SIGINT instead of the one line and status 130.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("npusim: interrupted", file=sys.stderr)
         return INTERRUPTED
