@@ -4,9 +4,9 @@ The builders lay programs out for the chip they target (q-tile = the cube's m0, 
 the buffers); the CLI and every sweep point hand them the (overridden) preset.
 """
 
-from isa.asm import format_listing
 from npusim import load_preset, sweep
 from npusim.cli import main
+from npusim.cli.runner import kernel_listing
 from programs import registry
 
 PA = registry.get("paged-attention")
@@ -21,8 +21,8 @@ def _program(values, config, target):
 
 def test_run_builds_the_program_for_its_preset(capsys):
     config = load_preset("310p")
-    built_for_310p = format_listing(_program(SMALL, config, target=True))
-    assert built_for_310p != format_listing(_program(SMALL, config, target=False))  # layouts differ
+    built_for_310p = kernel_listing(_program(SMALL, config, target=True))  # what --listing prints
+    assert built_for_310p != kernel_listing(_program(SMALL, config, target=False))  # layouts differ
     assert main([*ARGV, "--preset", "310p"]) == 0
     assert built_for_310p in capsys.readouterr().out
 
