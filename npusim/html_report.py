@@ -13,12 +13,12 @@ after it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from npusim import plots, stats
 from npusim.html_render import Column, count, element, image, page, percent, png, preformatted, table, text
+from npusim.paths import output_file
 from npusim.plot_canvas import PlotError, new_figure
 from npusim.report import compare_table, summary
 from npusim.results import PIPE_ORDER, Result
@@ -41,14 +41,7 @@ def check_report_path(path: str | Path, option: str) -> Path:
     if path.suffix.lower() not in SUFFIXES:
         what = f"extension {path.suffix} is not a web page" if path.suffix else "no extension"
         raise PlotError(f"{option} {path}: {what}; name an .html file, e.g. {path.with_suffix('.html')}")
-    folder = path.parent
-    if not folder.is_dir():
-        raise PlotError(f"{option} {path}: folder {folder} does not exist")
-    if path.is_dir():
-        raise PlotError(f"{option} {path}: is a folder; name a file, e.g. {path / 'report.html'}")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise PlotError(f"{option} {path}: cannot write there (permission denied)")
-    return path
+    return output_file(path, option, "report.html", PlotError)
 
 
 def write_report(path: str | Path, title: str, runs: Runs, *, preset: str, overrides: Sequence[str],

@@ -6,10 +6,11 @@ the plotting modules, and a run without a plot option should not pay matplotlib'
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from npusim.paths import OutputPathError, output_file
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -21,7 +22,7 @@ VARIANT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564
 NEEDS_LATEX = frozenset({"pgf"})
 
 
-class PlotError(ValueError):
+class PlotError(OutputPathError):
     """An output path no figure can be written to, found before the run rather than after it."""
 
 
@@ -73,11 +74,4 @@ def check_plot_path(path: str | Path, option: str) -> Path:
     if suffix not in formats:
         what = f"extension .{suffix} is not an image format" if suffix else "no extension names the format"
         raise PlotError(f"{option} {path}: {what}; use one of {', '.join('.' + f for f in formats)}")
-    folder = path.parent
-    if not folder.is_dir():
-        raise PlotError(f"{option} {path}: folder {folder} does not exist")
-    if path.is_dir():
-        raise PlotError(f"{option} {path}: is a folder; name a file, e.g. {path / ('plot.' + suffix)}")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise PlotError(f"{option} {path}: cannot write there (permission denied)")
-    return path
+    return output_file(path, option, "plot." + suffix, PlotError)

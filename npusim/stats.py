@@ -46,7 +46,6 @@ pandas is imported only by the functions that return or write frames: the text s
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -55,6 +54,7 @@ import numpy as np
 
 from isa.types import Pipe
 from npusim import waits
+from npusim.paths import OutputPathError, output_directory
 from npusim.results import PIPE_ORDER, KernelTrace, Result, core_order
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ _PIPE_NAMES = np.array([p.value for p in PIPE_ORDER], dtype=object)
 _WAITED_ON = np.array(waits.WAITED_ON, dtype=object)
 
 
-class StatsError(ValueError):
+class StatsError(OutputPathError):
     """A --stats directory that cannot take the tables: named before the run, not after it."""
 
 
@@ -208,17 +208,10 @@ def check_directory(path: str | Path) -> Path:
 
     Returns the path. It makes nothing: `write` makes the directory (and its parents).
     """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise StatsError(f"--stats {path}: is a file; give a directory to hold {', '.join(FILES)}")
+    path = output_directory(path, "--stats", ", ".join(FILES), StatsError)
     for name in FILES:
         if (path / name).is_dir():
             raise StatsError(f"--stats {path}: {path / name} is a directory; the table needs that name")
-    existing = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
-    if not existing.is_dir():
-        raise StatsError(f"--stats {path}: {existing} is a file, so the directory cannot be made")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise StatsError(f"--stats {path}: no permission to write in {existing}")
     return path
 
 

@@ -51,12 +51,12 @@ def add_program_options(p: argparse.ArgumentParser, workload: registry.Workload,
         if option.name in skip:
             continue
         default = "none" if option.default is None else option.default
-        group.add_argument(option.flag, dest=option.name, type=_arg_type(option.parse),
+        group.add_argument(option.flag, dest=option.name, type=arg_type(option.parse),
                            default=option.default if keep_defaults else argparse.SUPPRESS,
                            choices=option.choices, help=f"{option.help} (default: {default})")
 
 
-def _arg_type(parse: Any) -> Any:
+def arg_type(parse: Any) -> Any:
     if parse in (int, str):
         return parse  # argparse's own message names the option and the value
 
@@ -155,32 +155,6 @@ def ran_on(args: argparse.Namespace, config: HardwareConfig) -> str:
     """`preset P with key=value, ...`: the chip a run used and the --set overrides as given."""
     changed = f" with {', '.join(args.overrides)}" if args.overrides else ""
     return f"preset {preset_label(args, config)}{changed}"
-
-
-def check_file(option: str, path: Path, example: str) -> None:
-    """An output file the run will write: its folder must exist, and it must not be a folder itself
-    (`example`: a file name to suggest inside it)."""
-    if path.is_dir():
-        raise UsageError(f"{option} {path}: is a folder; name a file, e.g. {path / example}")
-    if not path.parent.is_dir():
-        raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
-
-
-def check_directory(option: str, path: Path) -> None:
-    """An output directory the run will make if missing: not a file, nor below one."""
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{option} {path}: is a file; give a directory (made if missing)")
-    existing = next((p for p in path.parents if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise UsageError(f"{option} {path}: {existing} is a file, so the directory cannot be made")
-
-
-def check_folders(args: argparse.Namespace, *options: str) -> None:
-    """An output file's folder must exist: found before a long run rather than after it."""
-    for option in options:
-        path = getattr(args, option, None)
-        if path is not None and not path.parent.exists():
-            raise UsageError(f"--{option} {path}: folder {path.parent} does not exist")
 
 
 class Out:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from npusim import plots, study, sweep
+from npusim import paths, plots, study, sweep
 from npusim.cli import common
 from programs import registry
 
@@ -80,7 +80,10 @@ def command(args: argparse.Namespace) -> int:
     s = _study(args)
     if args.jobs < 1:
         raise common.UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    common.check_folders(args, "out", "plot")
+    if args.out is not None:
+        paths.output_file(args.out, "--out", "sweep.csv")
+    if args.plot is not None:
+        plots.check_plot_path(args.plot, "--plot")
     jobs = 1 if args.scheduler else args.jobs
     return _report(s, args, jobs, _run(s, args, jobs))
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from isa.program import Program
-from npusim import outputs, plots, stats, timeline, trace
+from npusim import outputs, paths, plots, stats, timeline, trace
 from npusim.chip import core_names
-from npusim.cli.common import Out, UsageError, check_directory, check_file, user_file
+from npusim.cli.common import Out, UsageError, user_file
 from npusim.config import HardwareConfig
 from npusim.results import Result, core_order
 
@@ -40,9 +40,9 @@ def check_paths(args: argparse.Namespace, variants: Sequence[str] = ()) -> None:
 
         html_report.check_report_path(args.report, "--report")
     if args.trace is not None:
-        check_file("--trace", args.trace, "trace.json")
+        paths.output_file(args.trace, "--trace", "trace.json")
     if getattr(args, "dump", None) is not None:
-        check_directory("--dump", args.dump)
+        paths.output_directory(args.dump, "--dump")
 
 
 def check_views(args: argparse.Namespace) -> None:
