@@ -12,6 +12,19 @@ import numpy as np
 
 from isa.program import Program, Role
 
+SEED_LIMIT = 2**63  # seeds run from 0 below this: numpy's generators take no negative seed
+
+
+def parse_seed(text: str) -> int:
+    """A `--seed` value: a whole number from 0 to 2**63 - 1; else a ValueError saying so."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"a seed is a whole number from 0 to 2**63 - 1, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"a seed is a whole number from 0 to 2**63 - 1, got {text}")
+    return value
+
 
 def random_inputs(program: Program, seed: int, skip: Iterable[str] = ()) -> dict[str, np.ndarray]:
     """Standard-normal values (integers in -8..7 for int dtypes) for each input tensor not in `skip`.

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from isa.draw import parse_seed
 from isa.program import Program
 from isa.types import DType
 from programs import matmul, paged_attention, tile_matmul
@@ -163,7 +164,7 @@ def _paged_attention(params: dict[str, Any], cube_cores: int, config: Hardware |
     return Instance(program, params, lambda: case().inputs(), references, rtol=2e-2, atol=2e-2)
 
 
-_SEED = Option("seed", int, 0, "seed of the random inputs")
+_SEED = Option("seed", parse_seed, 0, "seed of the random inputs")
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w

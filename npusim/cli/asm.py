@@ -8,6 +8,7 @@ from typing import Any
 
 from isa.asm import load_program
 from isa.check import check_program
+from isa.draw import parse_seed
 from isa.program import Program, Role
 from npusim.cli import check, common, runner, views
 from npusim.inputs import check_host_memory, load_inputs, random_inputs
@@ -21,7 +22,8 @@ def add_parser(sub: Any) -> None:
     asm.add_argument("file", type=Path, help="an assembly file (.s); see docs/isa.md")
     asm.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=FILE.npy",
                      help="value of an input tensor from a .npy file (repeatable)")
-    asm.add_argument("--seed", type=int, default=0, help="seed of the inputs not given (default: 0)")
+    asm.add_argument("--seed", type=common.arg_type(parse_seed), default=0,
+                     help="seed of the inputs not given (default: 0)")
     common.add_hardware_options(asm)
     common.add_numerics_option(asm)
     common.add_listing_option(asm)
