@@ -17,8 +17,8 @@ Exit status, the same for every command:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -27,8 +27,7 @@ from isa.errors import IsaError
 from npusim.cli import asm, check, common, compare, listing, run, sweep
 from npusim.cli.common import INTERRUPTED, USER_ERROR, UsageError
 from npusim.config import ConfigError
-from npusim.plot_canvas import PlotError
-from npusim.stats import StatsError
+from npusim.paths import OutputPathError
 from npusim.sweep import SweepError
 from npusim.timeline import TimelineError
 from npusim.validation import ValidationError
@@ -36,8 +35,8 @@ from npusim.validation import command as validate
 
 __all__ = ["USER_ERRORS", "UsageError", "main"]
 
-USER_ERRORS = (IsaError, ConfigError, UsageError, TimelineError, SweepError, ValidationError, PlotError,
-               StatsError)
+USER_ERRORS = (IsaError, ConfigError, UsageError, TimelineError, SweepError, ValidationError,
+               OutputPathError)  # with the plots', report's and stats' own kinds of it
 """The project's errors that name a user's mistake (SyncError and DeadlockError are IsaErrors). Any
 other exception is a bug and keeps its traceback, a KeyError or OSError included."""
 
@@ -78,6 +77,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `npusim` console script; returns the exit status (module docstring)."""
+    status = _run(argv)
+    if status == INTERRUPTED and argv is None:  # the npusim program itself, not a caller in Python
+        # An interrupt that landed in C code running Python source (PyRun_*) leaves CPython set to end
+        # the process by SIGINT once the interpreter finishes, whatever main returned: a parent would
+        # see -2 instead of 130 at random. End it here, with the status the contract gives.
+        with contextlib.suppress(OSError):  # a closed pipe has nothing left to flush into
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)
         return _COMMANDS[args.command](args)
@@ -88,9 +100,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"npusim: error: {err}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:  # Ctrl-C, wherever it lands: an import, building, simulating, writing
-        if argv is None:  # the npusim program itself, not a caller in Python
-            # The user asked to stop: a second interrupt while the interpreter shuts down must not
-            # end the process by SIGINT instead of the one line and status 130.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("npusim: interrupted", file=sys.stderr)
         return INTERRUPTED
