@@ -1,7 +1,29 @@
-"""npusim: when each instruction of an Ascend-class NPU kernel happens and what it costs."""
+"""npusim: when each instruction of an Ascend-class NPU kernel happens and what it costs.
 
-from npusim.config import HardwareConfig, load_preset
-from npusim.results import KernelTrace, Record, Result
-from npusim.simulate import DeadlockError, simulate
+The names below load on first use (PEP 562), so that `import npusim.cli` is quick: the command
+line answers a Ctrl-C during its imports itself, and `npusim --help` loads only what it shows.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from npusim.config import HardwareConfig, load_preset
+    from npusim.results import KernelTrace, Record, Result
+    from npusim.simulate import DeadlockError, simulate
+
+_HOMES = {"HardwareConfig": "npusim.config", "load_preset": "npusim.config", "KernelTrace": "npusim.results",
+          "Record": "npusim.results", "Result": "npusim.results", "DeadlockError": "npusim.simulate",
+          "simulate": "npusim.simulate"}
 
 __all__ = ["DeadlockError", "HardwareConfig", "KernelTrace", "Record", "Result", "load_preset", "simulate"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'npusim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)  # __all__ names exactly _HOMES' keys
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value

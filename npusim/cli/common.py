@@ -14,7 +14,7 @@ from npusim import trace
 from npusim.config import HardwareConfig, load_preset, parse_override
 from programs import registry  # the CLI is the one place npusim loads programs
 
-OK, MISMATCH, USER_ERROR, FINDINGS, INTERRUPTED = 0, 1, 2, 3, 130
+OK, MISMATCH, USER_ERROR, FINDINGS = 0, 1, 2, 3  # and INTERRUPTED (130), from npusim.cli
 """Exit statuses (docs in npusim.cli): success; a numerics mismatch (or, for a sweep, a point that
 failed); a user mistake; sanitizer findings; interrupted."""
 

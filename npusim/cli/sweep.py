@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from npusim import paths, plots, study, sweep
-from npusim.cli import common
+from npusim.cli import INTERRUPTED, common
 from programs import registry
 
 EXIT_STATUS = """exit status:
@@ -159,7 +159,7 @@ def _report(s: study.Study, args: argparse.Namespace, jobs: int, outcome: sweep.
         done = outcome.computed + outcome.cached
         print(f"interrupted: {done} of {len(s.points)} points finished and are kept; run the same command "
               f"again to finish the rest", file=sys.stderr)
-        return common.INTERRUPTED
+        return INTERRUPTED
     return _verdict(outcome)
 
 

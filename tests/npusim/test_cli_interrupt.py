@@ -105,3 +105,29 @@ def test_an_interrupt_during_the_torch_import():
     assert done.returncode == 130, done.stdout + done.stderr
     assert done.stderr == "npusim: interrupted\n"
     assert "static checks passed" in done.stdout  # it got as far as the reference
+
+
+STARTUP_INTERRUPTED = """
+import json, sys
+from npusim.cli import main
+light = [m for m in ("numpy", "simpy", "isa") if m in sys.modules]
+
+class CtrlCInNumpy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlCInNumpy())
+code = main(["presets"])
+print(json.dumps({"code": code, "loaded_by_the_entry_point": light}))
+"""
+
+
+def test_an_interrupt_while_the_commands_load():
+    """The console script's own import loads none of the commands' modules: an interrupt while they
+    load (the first half second of every command) lands inside `main` and is answered there."""
+    done = subprocess.run([sys.executable, "-c", STARTUP_INTERRUPTED], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.stderr == "npusim: interrupted\n"
+    assert done.stdout.strip() == '{"code": 130, "loaded_by_the_entry_point": []}'
