@@ -18,6 +18,7 @@ from pathlib import Path
 
 from npusim import plots, stats
 from npusim.html_render import Column, count, element, image, page, percent, png, preformatted, table, text
+from npusim.outputs import Numerics
 from npusim.paths import output_file
 from npusim.plot_canvas import PlotError, new_figure
 from npusim.report import compare_table, summary
@@ -28,7 +29,8 @@ from npusim.roofline_plot import draw_roofline
 SUFFIXES = (".html", ".htm")
 Runs = Sequence[tuple[str, Result]]
 
-__all__ = ["SUFFIXES", "check_report_path", "write_report"]
+
+__all__ = ["SUFFIXES", "check_report_path", "render_report", "write_report"]
 
 
 def check_report_path(path: str | Path, option: str) -> Path:
@@ -45,14 +47,22 @@ def check_report_path(path: str | Path, option: str) -> Path:
 
 
 def write_report(path: str | Path, title: str, runs: Runs, *, preset: str, overrides: Sequence[str],
-                 checks: Mapping[str, str] | None = None) -> Path:
-    """Write the page on `runs` ((label, result) per run or variant, all on one config) to `path`.
+                 checks: Mapping[str, Numerics] | None = None) -> Path:
+    """Write the page of `render_report` to `path` (checked first, as `check_report_path`); the path."""
+    path = check_report_path(path, "--report")
+    page_text = render_report(title, runs, preset=preset, overrides=overrides, checks=checks)
+    path.write_text(page_text, encoding="utf-8", newline="\n")
+    return path
+
+
+def render_report(title: str, runs: Runs, *, preset: str, overrides: Sequence[str],
+                  checks: Mapping[str, Numerics] | None = None) -> str:
+    """The page on `runs` ((label, result) per run or variant, all on one config), as HTML text.
 
     `title` heads the page; `preset` and `overrides` (the `--set` text as typed) say what the
-    runs ran on; `checks` maps a label to the numerics lines printed for its run (a run without
-    one is shown as not checked). Returns the path.
+    runs ran on; `checks` maps a label to its run's `Numerics` (a run without one is
+    shown as not checked).
     """
-    path = check_report_path(path, "--report")
     if not runs:
         raise ValueError("a report needs at least one run")
     if len({r.config for _, r in runs}) != 1:
@@ -62,7 +72,8 @@ def write_report(path: str | Path, title: str, runs: Runs, *, preset: str, overr
     sections.append(("figures", "figures", _figures(title, runs, preset, overrides)))
     for k, (label, result) in enumerate(runs, start=1):
         ident = f"run-{k}"
-        ran = _run_text(label, result, checks.get(label), ident)
+        check = checks.get(label)
+        ran = _run_text(label, result, None if check is None else check.text, ident)
         if len(runs) > 1:  # the table and figures above, then each run whole
             sections.append((ident, f"run {label}", ran + _run_details(label, result, ident, heatmap=True)))
         else:  # the summary first, then the figures, then where the time went
@@ -72,8 +83,7 @@ def write_report(path: str | Path, title: str, runs: Runs, *, preset: str, overr
             sections.append((f"{ident}-time", "where the time went: speed of light, kinds, pipes", details))
     parts = [_header(title, runs, preset, overrides), _contents([(a, n) for a, n, _ in sections])]
     parts += [markup for _, _, markup in sections]
-    path.write_text(page(title, "\n".join(parts)), encoding="utf-8", newline="\n")
-    return path
+    return page(title, "\n".join(parts))
 
 
 def _header(title: str, runs: Runs, preset: str, overrides: Sequence[str]) -> str:
@@ -96,16 +106,8 @@ def _contents(links: Sequence[tuple[str, str]]) -> str:
     return element("nav", element("ul", items))
 
 
-def _matched(check: str | None) -> bool | None:
-    """The verdict of a run's numerics lines, as compare's table shows it: they end each compared
-    tensor with `match` or `MISMATCH` (npusim.outputs.comparison_text); None if no check ran."""
-    if check is None or not check.strip() or check.lstrip().startswith("numerics: off"):
-        return None
-    return "mismatch" not in check.lower()
-
-
-def _comparison(runs: Runs, checks: Mapping[str, str]) -> str:
-    rows = [(label, result, _matched(checks.get(label))) for label, result in runs]
+def _comparison(runs: Runs, checks: Mapping[str, Numerics]) -> str:
+    rows = [(label, result, None if label not in checks else checks[label].matched) for label, result in runs]
     return (element("h2", "Side by side", id="comparison")
             + element("p", text(f"The first run, {runs[0][0]}, is the baseline of the speedup."),
                       class_="note")

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,6 +18,14 @@ from npusim.roofline import bounds
 
 PROGRESS_AFTER_SECONDS = 2.0
 RULE = "|sim - ref| <= atol + rtol * |ref|"  # numpy's isclose/allclose, with ref the reference
+
+
+class Numerics(NamedTuple):
+    """A run's numerics check as shown to a reader: the lines the command printed and its verdict
+    (None: no check ran), the verdict taken from the check itself, never read back from the text."""
+
+    text: str
+    matched: bool | None
 
 
 def numerics_check(references: Mapping[str, Mapping[str, np.ndarray]], outputs: Mapping[str, np.ndarray],

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 from PIL import Image  # noqa: E402  (matplotlib's own dependency)
 
-from npusim import Result, load_preset  # noqa: E402
+from npusim import load_preset  # noqa: E402
 from npusim.cli import runner  # noqa: E402
 from npusim.html_report import write_report  # noqa: E402
 from programs import registry  # noqa: E402
@@ -46,13 +46,6 @@ def browser() -> str | None:
     return next((found for name in BROWSERS if (found := shutil.which(name))), None)
 
 
-def numerics_text(check: dict[str, Any], result: Result) -> str:
-    """The numerics lines `npusim compare` has checked for a run, as its printer words them."""
-    lines: list[str] = []
-    runner.print_check(check, result.tensors or {}, lambda line="", end="\n": lines.append(line))
-    return "\n".join(lines)
-
-
 def write_page(path: Path) -> None:
     """The guide's compare case, run and checked as `npusim compare` runs it, as a report page at `path`."""
     config = load_preset(PRESET)
@@ -64,7 +57,7 @@ def write_page(path: Path) -> None:
         job = runner.Job.of(workload, instance, True, None, None)
         done = runner.execute(job, config, {}, True, f"{PROGRAM} {variant}")
         runs.append((variant, done.result))
-        checks[variant] = numerics_text(done.check or {}, done.result)
+        checks[variant] = runner.numerics(done)
     title = f"{PROGRAM} {runner.params_text(CASE)} on preset {config.name}"
     write_report(path, title, runs, preset=config.name, overrides=[], checks=checks)
 

@@ -82,8 +82,7 @@ def command(args: argparse.Namespace) -> int:
     _write_outputs(args, out, rows, title)
     views.write_shared(args, out, [(v, r) for v, r, _ in rows], workload.name, title,
                        common.preset_label(args, config),
-                       {v: runner.numerics_text(d.check, d.result.tensors or {})
-                        for v, d in zip(args.variants, runs, strict=True)})
+                       {v: runner.numerics(d) for v, d in zip(args.variants, runs, strict=True)})
     if args.json:
         base = rows[0][1].cycles
         records = [{**d.record, "speedup": base / d.record["cycles"] if d.record["cycles"] else None}

@@ -46,8 +46,8 @@ def command(args: argparse.Namespace) -> int:
     out(summary(done.result))
     if roofline is not None:
         out("  " + roofline.line(done.result))
-    numerics = runner.numerics_text(done.check, done.result.tensors or {})
-    out(numerics)
+    numerics = runner.numerics(done)
+    out(numerics.text)
     preset = common.preset_label(args, config)
     views.write_outputs(done.result, args, out, done.record, preset)
     label = instance.params.get("variant") or workload.name

@@ -23,6 +23,7 @@ from isa.types import dtype_of
 from npusim import outputs, sanitizer
 from npusim.cli.common import Out, UsageError
 from npusim.config import HardwareConfig
+from npusim.outputs import Numerics
 from npusim.report import HbmRoofline
 from npusim.results import Result
 from npusim.simulate import simulate
@@ -163,6 +164,13 @@ def describe(name: str, value: np.ndarray) -> str:
     return f"  {name} {dtype_of(value.dtype).value}{list(value.shape)}: first values {head}{poisoned}"
 
 
+def numerics(done: Done) -> Numerics:
+    """A finished job's numerics check as the report shows it: the printed lines and the verdict."""
+    check = done.check
+    verdict = None if check is None else check["match"]
+    return Numerics(numerics_text(check, done.result.tensors or {}), verdict)
+
+
 def numerics_text(check: Mapping[str, Any] | None, outs: Mapping[str, np.ndarray]) -> str:
     """The numerics check as printed: per reference, each output's first values and its errors
     against it; one line saying it is off when the run computed no numbers."""
@@ -176,8 +184,3 @@ def numerics_text(check: Mapping[str, Any] | None, outs: Mapping[str, np.ndarray
             lines.append(f"numerics against {reference} ({tol}):")
         lines += [describe(row["tensor"], outs[row["tensor"]]), outputs.comparison_text(row)]
     return "\n".join(lines)
-
-
-def print_check(check: Mapping[str, Any], outs: Mapping[str, np.ndarray], out: Out) -> None:
-    """The numerics check printed through `out` (`numerics_text`)."""
-    out(numerics_text(check, outs))

@@ -16,6 +16,7 @@ import pytest
 from isa.types import Pipe
 from npusim import load_preset, simulate
 from npusim.html_report import check_report_path, write_report
+from npusim.outputs import Numerics
 from npusim.plot_canvas import PlotError
 from npusim.report import summary
 from npusim.results import SHOWN_PIPES
@@ -106,8 +107,9 @@ def matmul():
 def single(matmul, tmp_path_factory):
     """One run's page, written twice (the determinism test compares the two)."""
     folder = tmp_path_factory.mktemp("report")
+    check = Numerics("numerics against torch: |sim - ref| < 1e-3: match", True)
     paths = [write_report(folder / name, TITLE, [("tile", matmul)], preset="910b2", overrides=OVERRIDES,
-                          checks={"tile": "numerics against torch: max |sim - ref| < 1e-3: match"})
+                          checks={"tile": check})
              for name in ("a.html", "b.htm")]
     return paths, Page(paths[0].read_text(encoding="utf-8"))
 
@@ -117,7 +119,9 @@ def compared(tmp_path_factory):
     """Both paged-attention variants on one small case, the second reported as a mismatch."""
     case = pa.make_case(pa.Shape(batch=1, num_heads=16, num_kv_heads=1, head_dim=128, block_size=128), 512)
     runs = [(v, simulate(pa.build(case, v), CONFIG, numerics=False)) for v in pa.VARIANTS]
-    checks = {"1block": "out: within by 1e-2: match", "2block": "out: 3 of 2048 element(s) over: MISMATCH"}
+    # the verdicts come from the check, not the text: a "mismatch" in a matching run's lines is a name
+    checks = {"1block": Numerics("out_mismatch_free: within by 1e-2: match", True),
+              "2block": Numerics("out: 3 of 2048 element(s) over: MISMATCH", False)}
     path = write_report(tmp_path_factory.mktemp("report") / "compare.html", "paged attention, two ways", runs,
                         preset="910b2", overrides=[], checks=checks)
     return runs, Page(path.read_text(encoding="utf-8"))
@@ -131,7 +135,7 @@ def test_title_preset_overrides_and_the_summary_are_shown_as_text(single, matmul
     assert page.texts["code"][:2] == OVERRIDES
     assert summary(matmul) in page.texts["pre"]
     assert page.texts["h2"] == ["Run tile", "Figures", "Where the time went"]  # the summary first
-    assert "numerics against torch: max |sim - ref| < 1e-3: match" in page.texts["pre"]
+    assert "numerics against torch: |sim - ref| < 1e-3: match" in page.texts["pre"]
 
 
 def test_the_kinds_table_adds_up_to_the_run(single, matmul):
