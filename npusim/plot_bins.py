@@ -13,7 +13,7 @@ import numpy as np
 
 from isa.types import Pipe
 from npusim.results import SHOWN_PIPES, Result, core_order
-from npusim.timeline import _covered, pipe_intervals
+from npusim.timeline import covered, pipe_intervals
 
 DEFAULT_BINS = 200
 
@@ -41,7 +41,7 @@ def busy_per_bin(result: Result, edges: np.ndarray) -> dict[str, dict[Pipe, np.n
         for pipe in SHOWN_PIPES:
             if pipe in pipes_of[core]:
                 starts, ends = (np.array(v, dtype=np.float64) for v in intervals[pipe][:2])
-                out[core][pipe] = np.diff(_covered(starts, ends, edges))
+                out[core][pipe] = np.diff(covered(starts, ends, edges))
     return out
 
 

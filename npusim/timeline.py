@@ -39,14 +39,19 @@ def use_color(mode: str, stream: TextIO = sys.stdout) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _covered(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Cycles of the sorted, disjoint intervals [starts, ends) that lie before each edge."""
+def covered(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """How much of the sorted, disjoint intervals [starts, ends) lies before each point of `at`.
+
+    In the arrays' own number type: exact cycles for integer arrays (the stats tables), fractions
+    for float ones (the timeline's columns, the plots' bins).
+    """
+    lengths = ends - starts
     if not len(starts):
-        return np.zeros(len(edges))
-    cum = np.concatenate(([0.0], np.cumsum(ends - starts, dtype=np.float64)))
-    k = np.searchsorted(ends, edges, side="right")  # intervals wholly before each edge
-    inside = np.clip(edges - starts[np.minimum(k, len(starts) - 1)], 0, None)
-    return cum[k] + np.where(k < len(starts), inside, 0.0)
+        return np.zeros(len(at), dtype=np.result_type(lengths, at))
+    whole = np.concatenate((np.zeros(1, dtype=lengths.dtype), np.cumsum(lengths)))
+    k = np.searchsorted(ends, at, side="right")  # intervals wholly before each point
+    part = np.clip(at - starts[np.minimum(k, len(starts) - 1)], 0, None)
+    return whole[k] + np.where(k < len(starts), part, 0)
 
 
 class Spans(NamedTuple):
@@ -104,8 +109,8 @@ def lanes(traces: Sequence[KernelTrace], t0: int, t1: int, width: int, color: bo
         bs, be, ws, we = intervals[pipe]
         if not (bs or ws):
             continue
-        busy = np.diff(_covered(np.array(bs, float), np.array(be, float), edges)) / column
-        wait = np.diff(_covered(np.array(ws, float), np.array(we, float), edges)) / column
+        busy = np.diff(covered(np.array(bs, float), np.array(be, float), edges)) / column
+        wait = np.diff(covered(np.array(ws, float), np.array(we, float), edges)) / column
         chars = np.where(busy >= 0.5, "#", np.where(wait >= 0.5, "w", np.where(
             busy > 0, "+", np.where(wait > 0, "w", "."))))
         text = "".join(chars.tolist())

@@ -16,6 +16,7 @@ import numpy as np
 from isa.instructions import Barrier, Instruction, SetFlag, WaitFlag
 from isa.types import Pipe
 from npusim.results import PIPE_ORDER, KernelTrace, Result
+from npusim.timeline import covered
 
 WAITED_ON = ("", "flag", "barrier", "queue")  # what an instruction waited on, by code
 NONE, FLAG, BARRIER, QUEUE = range(len(WAITED_ON))
@@ -141,16 +142,6 @@ def _barrier_release(trace: KernelTrace, info: KernelInfo, i: int) -> int:
     return int(last[-1]) if len(last) else -1
 
 
-def _covered(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Cycles of the disjoint, ordered intervals [starts, ends) that lie before each cycle in `at`."""
-    if not len(starts):
-        return np.zeros(len(at), dtype=np.int64)
-    whole = np.concatenate(([0], np.cumsum(ends - starts)))
-    k = np.searchsorted(ends, at, side="right")  # intervals ending at or before each cycle
-    part = np.clip(at - starts[np.minimum(k, len(starts) - 1)], 0, None)
-    return whole[k] + np.where(k < len(starts), part, 0)
-
-
 def pipe_states(trace: KernelTrace, info: KernelInfo, issue_cycles: int) -> np.ndarray:
     """[busy, flag_wait, barrier_wait, queue_stall] cycles of one trace, a row per pipe code, as
     the pipes table of `npusim.stats` defines them (these never overlap on one pipe; idle is the rest)."""
@@ -171,6 +162,6 @@ def pipe_states(trace: KernelTrace, info: KernelInfo, issue_cycles: int) -> np.n
         order = np.flatnonzero(info.pipe == code)
         # Between two of its instructions (or before its first) the pipe has nothing in hand.
         gap_from = np.concatenate(([trace.first_cycle], trace.busy_end[order[:-1]]))
-        at = _covered(stall_from, stall_to, np.concatenate((gap_from, trace.start[order])))
+        at = covered(stall_from, stall_to, np.concatenate((gap_from, trace.start[order])))
         out[code, 3] = (at[len(order):] - at[:len(order)]).sum()
     return out
