@@ -173,5 +173,5 @@ def _as_declared(value: np.ndarray, dtype: DType) -> np.ndarray:
     if value.dtype.kind == "V" and value.dtype.itemsize == dtype.itemsize:
         return value.view(dtype.np)
     if value.dtype.kind == "f" and dtype.is_float and value.dtype != dtype.np:
-        return value.astype(np.float32).astype(dtype.np)  # round to nearest even, as the ISA does
+        return value.astype(dtype.np)  # once, to nearest even, as the ISA rounds (not through fp32: twice)
     return value

@@ -100,6 +100,14 @@ def test_float_files_round_to_bf16_to_nearest_even_and_bf16_files_load_as_is(tmp
     np.testing.assert_array_equal(_load(tmp_path, "b.npy", bf16)["q"], bf16)
 
 
+def test_float64_files_round_once_not_through_fp32(tmp_path):
+    # 1 + 2**-8 + 2**-30 is just above the halfway point between bf16's 1 and 1 + 2**-7: it rounds up.
+    # Through fp32 first, the 2**-30 is lost and the halfway value then rounds to the even 1.
+    value = np.zeros((16, 128), np.float64)
+    value[0, 0] = 1 + 2**-8 + 2**-30
+    assert _load(tmp_path, "d.npy", value)["q"][0, 0].astype(np.float32) == 1 + 2**-7
+
+
 # --- host memory -------------------------------------------------------------------------------
 
 GIB_INPUT = parse_program(".tensor x fp32[256,1048576] input\n.tensor y fp32[16,16] output\n"
