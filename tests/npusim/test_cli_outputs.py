@@ -181,3 +181,26 @@ def test_run_report_is_one_page_with_the_numerics(tmp_path, capsys):
     html = page.read_text()
     assert "clock_ghz=1.5" in html and "numerics against torch fp32" in html and "<img" in html
     assert "http://" not in html and "https://" not in html  # self-contained: nothing fetched
+
+
+def test_an_assembly_kernel_gets_every_view(tmp_path, capsys):
+    """`asm` writes the tables, the roofline and the report like `run`: the tables hold the kernel's
+    12 instructions and its busy cycles as the JSON record counts them (tile_matmul_by_hand works
+    those cycles out by hand), the roofline is a PNG, the page embeds its figures and shows the
+    kinds of the kernel."""
+    stats_dir, page, roof = tmp_path / "s", tmp_path / "r.html", tmp_path / "roof.png"
+    argv = ["asm", ASM, "--quiet", "--json", "--stats", str(stats_dir), "--report", str(page),
+            "--roofline", str(roof)]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    with open(stats_dir / "instructions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == record["instructions"] == 12
+    assert {p: sum(int(r["busy"]) for r in rows if r["pipe"] == p) for p in record["busy_cycles"]} \
+        == record["busy_cycles"]
+    with open(stats_dir / "kinds.csv", newline="") as f:
+        kinds = {(r["mnemonic"], r["pipe"]): int(r["count"]) for r in csv.DictReader(f)}
+    assert kinds[("mmad", "M")] == 1 and kinds[("load", "MTE2")] == 2
+    assert roof.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") >= 2 and "mmad" in html and "tile_matmul" in html
