@@ -7,6 +7,8 @@ line answers a Ctrl-C during its imports itself, and `npusim --help` loads only 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,6 +21,23 @@ _HOMES = {"HardwareConfig": "npusim.config", "load_preset": "npusim.config", "Ke
           "simulate": "npusim.simulate"}
 
 __all__ = ["DeadlockError", "HardwareConfig", "KernelTrace", "Record", "Result", "load_preset", "simulate"]
+
+
+class _Package(types.ModuleType):
+    """This package, keeping its exported names when a submodule of the same name is imported.
+
+    Importing `npusim.simulate` (the module) binds the package's `simulate` to it; loaded eagerly,
+    the package then rebound the name to the function, and lazily it must refuse the binding so
+    `from npusim import simulate` is the function whatever was imported first.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _HOMES and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -70,3 +70,26 @@ def test_a_timing_only_paged_attention_run_loads_no_torch_and_no_ml_dtypes():
     assert code == 0, out
     assert "torch" not in loaded and "ml_dtypes" not in loaded
     assert "pandas" not in loaded  # the summary's busiest kinds come from numpy; frames only on request
+
+
+LAZY_NAMES = """
+import sys
+{first}
+import npusim
+from npusim import DeadlockError, HardwareConfig, Result, load_preset, simulate
+assert callable(simulate) and simulate.__module__ == "npusim.simulate", simulate
+assert npusim.simulate is simulate and isinstance(DeadlockError, type)
+assert HardwareConfig.__name__ == "HardwareConfig"
+assert "npusim.simulate" in sys.modules and Result.__module__ == "npusim.results" and callable(load_preset)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("first", ["", "import npusim.simulate", "from npusim.simulate import simulate as s",
+                                   "import npusim.cli.app"])
+def test_the_package_names_load_on_first_use_as_what_they_name(first):
+    """npusim's names load lazily (the command line's imports stay light); a submodule named like one
+    of them (npusim.simulate) imported first must not take the name's place."""
+    done = subprocess.run([sys.executable, "-c", LAZY_NAMES.format(first=first)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.stdout == "ok\n", done.stderr
