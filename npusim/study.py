@@ -118,8 +118,14 @@ class _Options:
         return found
 
     def typed(self, opt: registry.Option, value: Any, where: str) -> Any:
-        """`value` as the option takes it (text parsed), or SweepError naming `where` and what is valid."""
-        if isinstance(value, str) and opt.parse is not str:
+        """`value` as the option takes it, or SweepError naming `where` and what is valid.
+
+        A sweep file's values (TOML numbers, booleans, lists) are checked as their text on the
+        command line would be: `seed = -1` or `m = 256.0` is refused like `--vary seed=-1`.
+        """
+        if not isinstance(value, str):
+            value = _as_text(value)
+        if opt.parse is not str:
             value = _parsed(opt, value, where)
         if opt.choices is not None and value not in opt.choices:
             raise SweepError(f"{where}: {value!r} is not a {opt.name}; valid: {', '.join(opt.choices)}")
@@ -146,6 +152,15 @@ class _Options:
             opt = self.get(name, "[options]")
             fixed[opt.name] = self.typed(opt, value, f"[options] {opt.name}")
         return fixed | {name: value for name, value in request.options.items() if name in self.by_name}
+
+
+def _as_text(value: Any) -> str:
+    """A sweep file's value as it would be written after --vary or an option: a list as V1,V2."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(_as_text(v) for v in value)
+    return str(value)
 
 
 def _parsed(opt: registry.Option, text: str, where: str) -> Any:

@@ -122,3 +122,28 @@ def test_an_interrupted_sweep_writes_beside_out(tmp_path, monkeypatch, capsys):
     assert main(argv) == 130
     assert not (tmp_path / "t.csv").exists()
     assert [r["status"] for r in _rows(tmp_path / "t.partial.csv")] == ["ok", "not run"]
+
+
+@pytest.mark.parametrize("toml, says", [
+    ("[vary]\nseed = [1, -1]\n", "[vary] seed: a seed is a whole number from 0 to 2**63 - 1, got -1"),
+    ("[vary]\nseed = [true, 2]\n", "[vary] seed: a seed is a whole number from 0 to 2**63 - 1, got 'true'"),
+    ("[options]\nseed = -7\n", "[options] seed: a seed is a whole number from 0 to 2**63 - 1, got -7"),
+    ("[vary]\nbatch = [1, 2.0]\n", "[vary] batch: '2.0' is not a whole number; batch takes integers"),
+])
+def test_a_sweep_files_values_are_checked_as_the_command_lines_are(toml, says, tmp_path, capsys):
+    """TOML gives numbers and booleans, not text: they pass the same parsers before any point runs."""
+    (tmp_path / "s.toml").write_text(toml)
+    argv = ["sweep", "paged-attention", "--file", str(tmp_path / "s.toml"), "--no-cache", "--quiet",
+            "--out", str(tmp_path / "s.csv")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"npusim: error: {says}") and err.count("\n") == 1
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_sweep_files_list_value_is_the_options_list(tmp_path, capsys):
+    (tmp_path / "s.toml").write_text("[vary]\nbatch = [2]\n[options]\ncontext_lens = [100, 300]\n")
+    argv = ["sweep", "paged-attention", "--file", str(tmp_path / "s.toml"), "--no-cache", "--quiet",
+            "--out", str(tmp_path / "s.csv")]
+    assert main(argv) == 0
+    assert ",ok," in (tmp_path / "s.csv").read_text()
