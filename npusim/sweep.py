@@ -12,13 +12,13 @@ executor computed them.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import hashlib
 import itertools
 import json
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -314,14 +314,21 @@ def run(
 def _run_local(
     jobs: int, todo: Sequence[int], specs_: Sequence[Spec], finish: Callable[[int, dict], None]
 ) -> None:
-    # spawn: workers start clean (no copy of this process's threads or BLAS state)
-    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        futures = {pool.submit(compute, specs_[i]): i for i in todo}
-        for future in cf.as_completed(futures):
-            finish(futures[future], future.result())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    # spawn: workers start clean (no copy of this process's threads or BLAS state). Workers ignore
+    # Ctrl-C, which reaches the whole process group: this process answers it, and leaving the block
+    # terminates them (Pool.__exit__), so an interrupted sweep leaves no worker running.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs, initializer=_ignore_interrupts) as pool:
+        for i, row in pool.imap_unordered(_compute_indexed, [(i, specs_[i]) for i in todo]):
+            finish(i, row)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _compute_indexed(item: tuple[int, Spec]) -> tuple[int, dict[str, Any]]:
+    return item[0], compute(item[1])
 
 
 def _run_dask(

@@ -80,8 +80,7 @@ def command(args: argparse.Namespace) -> int:
     s = _study(args)
     if args.jobs < 1:
         raise common.UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.out is not None:
-        paths.output_file(args.out, "--out", "sweep.csv")
+    paths.output_file(_table_path(s, args, False), "--out", "sweep.csv")  # the default name too
     if args.plot is not None:
         plots.check_plot_path(args.plot, "--plot")
     jobs = 1 if args.scheduler else args.jobs
@@ -157,8 +156,10 @@ def _report(s: study.Study, args: argparse.Namespace, jobs: int, outcome: sweep.
         _plot(s, args.plot, columns, values, rows, outcome.failed)
     if outcome.interrupted:
         done = outcome.computed + outcome.cached
-        print(f"interrupted: {done} of {len(s.points)} points finished and are kept; run the same command "
-              f"again to finish the rest", file=sys.stderr)
+        again = ("run the same command again to finish the rest" if not args.no_cache
+                 else "with --no-cache nothing was cached: running it again computes every point")
+        print(f"interrupted: {done} of {len(s.points)} points finished and are in {out}; {again}",
+              file=sys.stderr)
         return INTERRUPTED
     return _verdict(outcome)
 

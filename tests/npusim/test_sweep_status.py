@@ -113,7 +113,8 @@ def test_an_interrupted_sweep_leaves_the_default_table_alone(finished, tmp_path,
     partial = _rows(tmp_path / "tile_matmul_sweep.partial.csv")
     assert [r["status"] for r in partial] == ["ok"] * finished + ["not run"] * (2 - finished)
     assert "table: tile_matmul_sweep.partial.csv" in captured.out
-    assert f"interrupted: {finished} of 2 points finished and are kept" in captured.err
+    assert (f"interrupted: {finished} of 2 points finished and are in tile_matmul_sweep.partial.csv; "
+            "with --no-cache nothing was cached: running it again computes every point\n") in captured.err
 
 
 def test_an_interrupted_sweep_writes_beside_out(tmp_path, monkeypatch, capsys):
