@@ -8,8 +8,11 @@ names) stays with that output.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 
 class OutputPathError(ValueError):
@@ -47,3 +50,17 @@ def output_directory(path: str | Path, option: str, holds: str = "",
     if not os.access(existing, os.W_OK | os.X_OK):
         raise error(f"{option} {path}: no permission to write in {existing}")
     return path
+
+
+@contextlib.contextmanager
+def written_whole(path: str | Path) -> Iterator[TextIO]:
+    """A text file to write `path` through: it appears, or replaces what was there, only once the
+    block ends without an error, so an interrupted run leaves no half-written file behind."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8", newline="\n") as f:
+            yield f
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

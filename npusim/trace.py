@@ -23,6 +23,7 @@ import numpy as np
 from isa.instructions import Barrier, SetFlag, WaitFlag
 from isa.types import Pipe
 from npusim import sanitizer, timeline
+from npusim.paths import written_whole
 from npusim.results import PIPE_ORDER, KernelTrace, Result, core_order
 
 SYNC_MODES = ("show", "hide")
@@ -194,9 +195,9 @@ def document(runs: Sequence[tuple[str | None, Result]], sync: str = "show") -> d
 
 
 def write(path: str | Path, runs: Sequence[tuple[str | None, Result]], sync: str = "show") -> int:
-    """Write the trace of `runs` to `path` as JSON; returns the number of events."""
+    """Write the trace of `runs` to `path` as JSON (whole, or not at all); returns the number of events."""
     doc = document(runs, sync)
-    with open(path, "w", encoding="utf-8") as f:
+    with written_whole(path) as f:
         for chunk in json.JSONEncoder(separators=(",", ":")).iterencode(doc):
             f.write(chunk)
     return len(doc["traceEvents"])

@@ -124,8 +124,9 @@ def write_shared(args: argparse.Namespace, out: Out, runs: Sequence[tuple[str, R
         from npusim import html_report
 
         page = html_report.render_report(title, runs, preset=preset, overrides=args.overrides, checks=checks)
-        with user_file("--report", args.report, "write"):  # only the writing: a bug drawing it stays one
-            args.report.write_text(page, encoding="utf-8", newline="\n")
+        # only the writing is a --report file error: a bug while drawing the page stays a bug
+        with user_file("--report", args.report, "write"), paths.written_whole(args.report) as f:
+            f.write(page)
         out(f"report: {args.report}")
 
 
