@@ -40,6 +40,11 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
+def __dir__() -> list[str]:
+    """The exported names too, before first use (tab completion, dir())."""
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     if name not in _HOMES:
         raise AttributeError(f"module 'npusim' has no attribute {name!r}")

@@ -81,6 +81,7 @@ assert callable(simulate) and simulate.__module__ == "npusim.simulate", simulate
 assert npusim.simulate is simulate and isinstance(DeadlockError, type)
 assert HardwareConfig.__name__ == "HardwareConfig"
 assert "npusim.simulate" in sys.modules and Result.__module__ == "npusim.results" and callable(load_preset)
+assert set(npusim.__all__) <= set(dir(npusim))
 print("ok")
 """
 
