@@ -28,8 +28,13 @@ def output_file(path: str | Path, option: str, example: str,
     path = Path(path)
     if path.is_dir():
         raise error(f"{option} {path}: is a folder; name a file, e.g. {path / example}")
+    if path.is_symlink() and not path.exists():
+        raise error(f"{option} {path}: is a link to {os.readlink(path)}, which does not exist")
     folder = path.parent
     if not folder.is_dir():
+        blocked = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocked is not None and not blocked.is_dir():
+            raise error(f"{option} {path}: {blocked} is a file, so it cannot hold the folder {folder}")
         raise error(f"{option} {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise error(f"{option} {path}: cannot write there (permission denied)")
@@ -41,6 +46,8 @@ def output_directory(path: str | Path, option: str, holds: str = "",
     """`path` as a Path if a directory can be written there (made if missing, with its parents);
     else an `error` naming `option`. `holds`: what the directory is for, for the message."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise error(f"{option} {path}: is a link to {os.readlink(path)}, which does not exist")
     if path.exists() and not path.is_dir():
         raise error(f"{option} {path}: is a file; give a directory{' to hold ' + holds if holds else ''} "
                               f"(made if missing)")

@@ -36,6 +36,19 @@ def test_an_output_directory_may_be_made_but_not_through_a_file(tmp_path, monkey
         output_directory(tmp_path / "new", "--dump")
 
 
+def test_a_broken_link_and_a_file_in_the_way_are_named(tmp_path):
+    (tmp_path / "link.json").symlink_to(tmp_path / "nowhere" / "x.json")
+    broken = r"link\.json: is a link to .*nowhere/x\.json, which does not exist$"
+    with pytest.raises(OutputPathError, match=broken):
+        output_file(tmp_path / "link.json", "--trace", "trace.json")
+    (tmp_path / "d").symlink_to(tmp_path / "gone")
+    with pytest.raises(OutputPathError, match=r"is a link to .*gone, which does not exist$"):
+        output_directory(tmp_path / "d", "--dump")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(OutputPathError, match=rf"{tmp_path}/afile is a file, so it cannot hold the folder"):
+        output_file(tmp_path / "afile" / "sub" / "t.json", "--trace", "trace.json")
+
+
 def test_the_callers_own_kind_of_error_is_raised(tmp_path):
     with pytest.raises(PlotError):
         output_file(tmp_path, "--plot", "plot.png", PlotError)
