@@ -12,6 +12,7 @@ executor computed them.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
 import hashlib
 import itertools
@@ -315,20 +316,34 @@ def _run_local(
     jobs: int, todo: Sequence[int], specs_: Sequence[Spec], finish: Callable[[int, dict], None]
 ) -> None:
     # spawn: workers start clean (no copy of this process's threads or BLAS state). Workers ignore
-    # Ctrl-C, which reaches the whole process group: this process answers it, and leaving the block
-    # terminates them (Pool.__exit__), so an interrupted sweep leaves no worker running.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs, initializer=_ignore_interrupts) as pool:
-        for i, row in pool.imap_unordered(_compute_indexed, [(i, specs_[i]) for i in todo]):
-            finish(i, row)
+    # Ctrl-C, which reaches the whole process group: this process answers it and stops them, so an
+    # interrupted sweep leaves no worker running. A worker that dies (out of memory) fails the sweep
+    # with BrokenProcessPool rather than hanging it.
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_ignore_interrupts)
+    try:
+        futures = {pool.submit(compute, specs_[i]): i for i in todo}
+        for future in cf.as_completed(futures):
+            finish(futures[future], future.result())
+    except KeyboardInterrupt:
+        _stop_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _compute_indexed(item: tuple[int, Spec]) -> tuple[int, dict[str, Any]]:
-    return item[0], compute(item[1])
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Terminate the pool's workers at once, mid-point (`terminate_workers` from Python 3.14 on)."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list(pool._processes.values()):  # the executor's own table: 3.11-3.13 have no public way
+        process.terminate()
 
 
 def _run_dask(
