@@ -50,7 +50,7 @@ def output_directory(path: str | Path, option: str, holds: str = "",
         raise error(f"{option} {path}: is a link to {os.readlink(path)}, which does not exist")
     if path.exists() and not path.is_dir():
         raise error(f"{option} {path}: is a file; give a directory{' to hold ' + holds if holds else ''} "
-                              f"(made if missing)")
+                    f"(made if missing)")
     existing = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
     if not existing.is_dir():
         raise error(f"{option} {path}: {existing} is a file, so the directory cannot be made")
@@ -62,8 +62,9 @@ def output_directory(path: str | Path, option: str, holds: str = "",
 @contextlib.contextmanager
 def written_whole(path: str | Path) -> Iterator[TextIO]:
     """A text file to write `path` through: it appears, or replaces what was there, only once the
-    block ends without an error, so an interrupted run leaves no half-written file behind."""
-    path = Path(path)
+    block ends without an error, so an interrupted run leaves no half-written file behind. A link
+    is written through, to the file it names."""
+    path = Path(path).resolve() if Path(path).is_symlink() else Path(path)
     partial = path.with_name(f".{path.name}.partial")
     try:
         with open(partial, "w", encoding="utf-8", newline="\n") as f:

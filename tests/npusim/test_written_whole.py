@@ -23,3 +23,11 @@ def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_partial_file(tmp_
     with pytest.raises(KeyboardInterrupt), written_whole(tmp_path / "new.json") as f:
         raise KeyboardInterrupt
     assert not (tmp_path / "new.json").exists()
+
+
+def test_a_link_is_written_through_not_replaced(tmp_path):
+    (tmp_path / "real.json").write_text("old")
+    (tmp_path / "link.json").symlink_to(tmp_path / "real.json")
+    with written_whole(tmp_path / "link.json") as f:
+        f.write("new")
+    assert (tmp_path / "link.json").is_symlink() and (tmp_path / "real.json").read_text() == "new"
