@@ -115,5 +115,5 @@ def compare_table(rows: Sequence[tuple[str, Result, bool | None]],
                  "pipe and ran a task; numerics: every output within tolerance of every reference")
     if roofline:
         lines.append(f"HBM roofline: {roofline.seconds * 1e6:.3f} us ({roofline.what} at {roofline.gbps:g} "
-                     f"GB/s); roofline %: that time over each variant's")
+                     f"GB/s); roofline %: that time / each variant's time")
     return "\n".join(lines)

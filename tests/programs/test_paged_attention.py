@@ -270,8 +270,8 @@ def test_compare_gives_each_variant_its_share_of_the_roofline(capsys):
         row = line.split()  # ... roofline %, "not checked"
         run_us = int(row[1].replace(",", "")) / (CFG.clock_ghz * 1e3)
         assert row[-3] == f"{100 * ROOF_US / run_us:.1f}"
-    assert lines[-1] == ("HBM roofline: 0.141 us (K and V read once at 800 GB/s); roofline %: that time over "
-                         "each variant's")
+    assert lines[-1] == ("HBM roofline: 0.141 us (K and V read once at 800 GB/s); roofline %: that time / "
+                         "each variant's time")
     assert main(["compare", "paged-attention", *SMALL_GQA, "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
     assert [r["hbm_roofline"]["bytes"] for r in runs] == [112_640, 112_640]
