@@ -57,10 +57,11 @@ def covered(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.ndarray:
 class Spans(NamedTuple):
     """When each instruction of one task held its pipe and completed, by instruction index.
 
-    `start`: it took its pipe; `freed`: its pipe is free again (a wait_flag or barrier holds it
-    until it ends, a set_flag frees it at once); `end`: it completed (its result written, its flag
-    visible to the waiting pipe). Every view reads these: an instruction's `cycles` is end - start
-    (the timeline's table, the trace's args), and its lane or slice covers start to freed.
+    `start`: it took its pipe; `freed`: its pipe is free again, the record's `busy_end` (a wait_flag
+    or barrier holds it until it ends, a set_flag frees it at once); `end`: it completed (its result
+    written, its flag visible to the waiting pipe). Every view reads these: an instruction's `cycles`
+    is end - start (the timeline's table, the trace's args), and its lane or slice covers start to
+    freed.
     """
 
     start: list[int]
@@ -70,10 +71,7 @@ class Spans(NamedTuple):
 
 def spans(trace: KernelTrace) -> Spans:
     """The start, freed and end cycle of every instruction of `trace`."""
-    start, busy_end, end = trace.start.tolist(), trace.busy_end.tolist(), trace.end.tolist()
-    freed = [end[i] if type(instr) in _BLOCKING else busy_end[i]
-             for i, instr in enumerate(trace.kernel.instructions)]
-    return Spans(start, freed, end)
+    return Spans(trace.start.tolist(), trace.busy_end.tolist(), trace.end.tolist())
 
 
 _BLOCKING = (WaitFlag, Barrier)  # hold their pipe until they end
