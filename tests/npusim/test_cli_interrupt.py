@@ -84,17 +84,22 @@ def test_a_real_ctrl_c_during_a_run(tmp_path):
     assert "timing:" not in out  # it stopped before the summary
 
 
-TORCH_INTERRUPTED = """
-import sys
-from npusim.cli import main
+CTRL_C_ON_IMPORT = """
+import json, sys
 
-class CtrlCInTorch:
+class CtrlCOnImport:  # a Ctrl-C landing where `module` is first imported
+    def __init__(self, module):
+        self.module = module
+
     def find_spec(self, name, path=None, target=None):
-        if name == "torch":
+        if name == self.module:
             raise KeyboardInterrupt
         return None
+"""
 
-sys.meta_path.insert(0, CtrlCInTorch())
+TORCH_INTERRUPTED = CTRL_C_ON_IMPORT + """
+from npusim.cli import main
+sys.meta_path.insert(0, CtrlCOnImport("torch"))
 sys.exit(main(["run", "tile-matmul"]))
 """
 
@@ -108,18 +113,10 @@ def test_an_interrupt_during_the_torch_import():
     assert "static checks passed" in done.stdout  # it got as far as the reference
 
 
-STARTUP_INTERRUPTED = """
-import json, sys
+STARTUP_INTERRUPTED = CTRL_C_ON_IMPORT + """
 from npusim.cli import main
 light = [m for m in ("numpy", "simpy", "isa") if m in sys.modules]
-
-class CtrlCInNumpy:
-    def find_spec(self, name, path=None, target=None):
-        if name == "numpy":
-            raise KeyboardInterrupt
-        return None
-
-sys.meta_path.insert(0, CtrlCInNumpy())
+sys.meta_path.insert(0, CtrlCOnImport("numpy"))
 code = main(["presets"])
 print(json.dumps({"code": code, "loaded_by_the_entry_point": light}))
 """
